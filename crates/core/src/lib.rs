@@ -1,0 +1,10 @@
+//! Pure types and logic shared by every Cairn crate. Nothing here performs I/O.
+
+pub mod audit;
+pub mod ids;
+pub mod secret;
+pub mod tenant;
+pub mod user;
+pub mod validate;
+
+pub use validate::{validate_text, ValidationError};
