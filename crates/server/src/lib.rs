@@ -1,1 +1,200 @@
+//! Cairn's server: HTTP API, CLI, background workers.
+//!
+//! `app(state)` builds the router; [`Server::build`] opens the store (migrating it),
+//! bootstraps the first operator token and starts the audit writer; [`Server::serve`]
+//! serves on a listener until shutdown. Tests use exactly these on port 0.
 
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod extract;
+mod routes;
+pub mod service;
+pub mod state;
+pub mod telemetry;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt as _;
+use axum::Router;
+use cairn_store::Store;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::audit::AuditSink;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::service::operator_tokens::{self, BootstrapError, IssuedToken};
+pub use crate::state::AppState;
+
+/// The whole HTTP application for `state`.
+pub fn app(state: AppState) -> Router {
+    let body_limit = state.config.body_limit_bytes;
+    let cors = cors_layer(&state.config);
+    let request_id = HeaderName::from_static("x-request-id");
+    routes::router().with_state(state).layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(telemetry::make_span)
+                    .on_request(())
+                    .on_response(telemetry::on_response)
+                    .on_failure(telemetry::on_failure),
+            )
+            .layer(PropagateRequestIdLayer::new(request_id))
+            .layer(CatchPanicLayer::custom(|_| panic_response()))
+            .option_layer(cors)
+            .layer(DefaultBodyLimit::max(body_limit)),
+    )
+}
+
+fn panic_response() -> Response {
+    ApiError::internal("handler panicked").into_response()
+}
+
+/// No allow-list, no CORS headers: browsers then permit same-origin calls only.
+fn cors_layer(config: &Config) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = config
+        .cors_origins()
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .expose_headers([HeaderName::from_static("x-request-id")])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("database: {0}")]
+    Store(#[from] cairn_store::StoreError),
+    #[error(transparent)]
+    Bootstrap(#[from] BootstrapError),
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A built server, ready to serve.
+pub struct Server {
+    state: AppState,
+    audit_task: JoinHandle<()>,
+    bootstrap_token: Option<IssuedToken>,
+}
+
+impl Server {
+    /// Validates the config, migrates and opens the database, creates the first operator
+    /// token if there is none, and starts the background workers.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        config.validate()?;
+        let store = Store::open(&config.store_config()).await?;
+        let bootstrap_token =
+            operator_tokens::bootstrap(&store, &config.operator_token_path()).await?;
+        let (audit, audit_task) = AuditSink::start(store.clone());
+        let state = AppState {
+            store,
+            audit,
+            config: Arc::new(config),
+        };
+        Ok(Self {
+            state,
+            audit_task,
+            bootstrap_token,
+        })
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The operator token minted at this start, if the database had none.
+    pub fn take_bootstrap_token(&mut self) -> Option<IssuedToken> {
+        self.bootstrap_token.take()
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight requests and pending
+    /// audit events.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        let Self {
+            state, audit_task, ..
+        } = self;
+        // Without TCP_NODELAY small responses wait on Nagle's algorithm (~40 ms).
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        state.audit.flush().await;
+        let timeout = Duration::from_secs(state.config.shutdown_timeout_secs);
+        drop(state);
+        if tokio::time::timeout(timeout, audit_task).await.is_err() {
+            tracing::warn!("audit writer did not finish before the shutdown timeout");
+        }
+        Ok(())
+    }
+}
+
+/// Runs Cairn with `config` on `listener` until SIGINT/SIGTERM.
+pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartupError> {
+    Server::build(config)
+        .await?
+        .serve(listener, shutdown_signal())
+        .await
+}
+
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

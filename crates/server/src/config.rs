@@ -1,0 +1,377 @@
+//! The one typed configuration. Sources, later ones winning: built-in defaults →
+//! `cairn.toml` (or `--config FILE`) → `DATABASE_URL` → `CAIRN_*` environment
+//! variables → command-line flags. Loaded and validated once at start, then passed in;
+//! nothing else in Cairn reads the environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cairn_store::{Backend, StoreConfig};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Deserializer, Serialize};
+use url::Url;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON when standard error is not a terminal, pretty otherwise.
+    Auto,
+    Json,
+    Pretty,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// The externally visible base URL (e.g. behind a proxy). Default: `http://{listen}`.
+    pub public_url: Option<Url>,
+    /// `sqlite:…` or `postgres://…`. Default: `sqlite://{data_dir}/cairn.db`.
+    pub database_url: Option<String>,
+    /// Folder for the default SQLite database and the bootstrap operator token.
+    pub data_dir: PathBuf,
+    pub db_max_connections: u32,
+    pub db_min_connections: u32,
+    pub db_acquire_timeout_secs: u64,
+    pub db_idle_timeout_secs: u64,
+    pub db_max_lifetime_secs: u64,
+    /// Most concurrent database operations per tenant; 0 means half the pool.
+    pub db_tenant_max_concurrency: usize,
+    /// Origins allowed to call the API from a browser. Empty: same-origin only.
+    #[serde(deserialize_with = "string_or_list")]
+    pub cors_allowed_origins: Vec<String>,
+    pub log_format: LogFormat,
+    /// A `tracing` filter directive, e.g. `info` or `cairn_server=debug,info`.
+    pub log_level: String,
+    /// Largest accepted request body.
+    pub body_limit_bytes: usize,
+    /// How long `/health/ready` waits for each dependency.
+    pub ready_timeout_ms: u64,
+    /// How long a graceful shutdown waits for in-flight requests.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            database_url: None,
+            data_dir: PathBuf::from("./cairn-data"),
+            db_max_connections: 10,
+            db_min_connections: 0,
+            db_acquire_timeout_secs: 5,
+            db_idle_timeout_secs: 600,
+            db_max_lifetime_secs: 1800,
+            db_tenant_max_concurrency: 0,
+            cors_allowed_origins: Vec::new(),
+            log_format: LogFormat::Auto,
+            log_level: "info".into(),
+            body_limit_bytes: 2 * 1024 * 1024,
+            ready_timeout_ms: 2000,
+            shutdown_timeout_secs: 20,
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url.as_ref().map(Url::as_str))
+            .field(
+                "database_url",
+                &cairn_store::pool::redact_url(&self.database_url()),
+            )
+            .field("data_dir", &self.data_dir)
+            .field("db_max_connections", &self.db_max_connections)
+            .field("cors_allowed_origins", &self.cors_allowed_origins)
+            .field("log_format", &self.log_format)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Command-line overrides; `None` leaves the value from the other sources.
+#[derive(Debug, Clone, Default, Serialize, clap::Args)]
+pub struct ConfigArgs {
+    /// Configuration file (TOML). Default: ./cairn.toml if it exists.
+    #[arg(long, global = true, env = "CAIRN_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:8080.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// Database URL: sqlite://path or postgres://user@host/db.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Externally visible base URL.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Data folder (default SQLite database, bootstrap token).
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Log format: auto, json or pretty.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Source(#[from] Box<figment::Error>),
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("configuration: `{key}` {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Loads from every source and validates.
+    pub fn load(args: &ConfigArgs) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let file = match &args.config {
+            Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path.clone())),
+            Some(path) => Some(path.clone()),
+            None => Some(PathBuf::from("cairn.toml")).filter(|p| p.exists()),
+        };
+        if let Some(path) = file {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let keys = Self::keys();
+        figment = figment
+            .merge(Env::raw().only(&["database_url"]))
+            .merge(
+                Env::prefixed("CAIRN_")
+                    .filter(move |k| keys.iter().any(|known| k == known.as_str())),
+            )
+            .merge(Serialized::defaults(args));
+        let cfg: Config = figment.extract().map_err(Box::new)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Every configuration key; `CAIRN_<KEY>` sets it.
+    fn keys() -> Vec<String> {
+        match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let url = self.database_url();
+        Backend::from_url(&url).map_err(|e| invalid("database_url", e.to_string()))?;
+        if let Some(public) = &self.public_url {
+            if !matches!(public.scheme(), "http" | "https")
+                || public.query().is_some()
+                || public.fragment().is_some()
+            {
+                return Err(invalid(
+                    "public_url",
+                    "must be an http(s) URL without query or fragment",
+                ));
+            }
+        }
+        if self.db_max_connections == 0 {
+            return Err(invalid("db_max_connections", "must be at least 1"));
+        }
+        if self.db_min_connections > self.db_max_connections {
+            return Err(invalid(
+                "db_min_connections",
+                "must not exceed db_max_connections",
+            ));
+        }
+        if self.db_acquire_timeout_secs == 0 {
+            return Err(invalid("db_acquire_timeout_secs", "must be at least 1"));
+        }
+        for origin in &self.cors_allowed_origins {
+            normalise_origin(origin).map_err(|reason| invalid("cors_allowed_origins", reason))?;
+        }
+        if self.body_limit_bytes < 1024 {
+            return Err(invalid("body_limit_bytes", "must be at least 1024"));
+        }
+        if self.ready_timeout_ms == 0 {
+            return Err(invalid("ready_timeout_ms", "must be at least 1"));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log_level)
+            .map_err(|e| invalid("log_level", format!("is not a valid filter: {e}")))?;
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("cairn.db").display()))
+    }
+
+    /// The base URL clients use to reach this server, without a trailing slash.
+    pub fn public_base_url(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.as_str().trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    pub fn store_config(&self) -> StoreConfig {
+        let max = self.db_max_connections;
+        let per_tenant = match self.db_tenant_max_concurrency {
+            0 => usize::try_from(max / 2).unwrap_or(1).max(1),
+            n => n,
+        };
+        StoreConfig {
+            url: self.database_url(),
+            max_connections: max,
+            min_connections: self.db_min_connections,
+            acquire_timeout: Duration::from_secs(self.db_acquire_timeout_secs),
+            idle_timeout: Duration::from_secs(self.db_idle_timeout_secs),
+            max_lifetime: Duration::from_secs(self.db_max_lifetime_secs),
+            tenant_max_concurrency: per_tenant,
+        }
+    }
+
+    pub fn operator_token_path(&self) -> PathBuf {
+        self.data_dir.join("operator-token")
+    }
+
+    /// Normalised allowed origins (validated in [`Config::validate`]).
+    pub fn cors_origins(&self) -> Vec<String> {
+        self.cors_allowed_origins
+            .iter()
+            .filter_map(|o| normalise_origin(o).ok())
+            .collect()
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+}
+
+/// `https://App.example.com/` → `https://app.example.com`. Refuses paths and wildcards:
+/// an allow-list entry names exactly one origin.
+fn normalise_origin(s: &str) -> Result<String, String> {
+    let url =
+        Url::parse(s).map_err(|_| format!("'{s}' is not an origin (scheme://host[:port])"))?;
+    let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
+    if !matches!(url.scheme(), "http" | "https")
+        || !bare
+        || url.host().is_none()
+        || !url.username().is_empty()
+    {
+        return Err(format!("'{s}' is not an origin (scheme://host[:port])"));
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        OneOrMany::Many(v) => v,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_sqlite() -> Result<(), ConfigError> {
+        let cfg = Config::default();
+        cfg.validate()?;
+        assert_eq!(cfg.database_url(), "sqlite://./cairn-data/cairn.db");
+        assert_eq!(cfg.public_base_url(), "http://127.0.0.1:8080");
+        assert_eq!(cfg.store_config().tenant_max_concurrency, 5);
+        Ok(())
+    }
+
+    #[test]
+    fn layered_sources_and_validation() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "cairn.toml",
+                "listen = \"127.0.0.1:9000\"\ncors_allowed_origins = [\"https://App.example.com/\"]\n",
+            )?;
+            jail.set_env("CAIRN_LISTEN", "127.0.0.1:9100");
+            jail.set_env("CAIRN_UNRELATED_THING", "ignored");
+            jail.set_env("DATABASE_URL", "postgres://u:pw@db/cairn");
+            let cfg = Config::load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.listen.port(), 9100);
+            assert_eq!(cfg.database_url(), "postgres://u:pw@db/cairn");
+            assert_eq!(
+                cfg.cors_origins(),
+                vec!["https://app.example.com".to_string()]
+            );
+            assert!(!format!("{cfg:?}").contains("pw@"));
+
+            let args = ConfigArgs {
+                listen: Some("127.0.0.1:9200".into()),
+                ..ConfigArgs::default()
+            };
+            let cfg = Config::load(&args).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.listen.port(), 9200);
+
+            jail.set_env(
+                "CAIRN_CORS_ALLOWED_ORIGINS",
+                "https://a.example, https://b.example:8443",
+            );
+            let cfg = Config::load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.cors_origins().len(), 2);
+
+            jail.set_env("CAIRN_CORS_ALLOWED_ORIGINS", "*");
+            assert!(Config::load(&ConfigArgs::default()).is_err());
+            jail.set_env("CAIRN_CORS_ALLOWED_ORIGINS", "");
+            jail.set_env("CAIRN_DATABASE_URL", "mysql://nope");
+            let err = Config::load(&ConfigArgs::default())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("database_url"), "{err}");
+            jail.set_env("CAIRN_DATABASE_URL", "sqlite::memory:");
+            jail.set_env("CAIRN_LISTEN", "not an address");
+            let err = Config::load(&ConfigArgs::default())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("listen"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("cairn.toml", "lisen = \"127.0.0.1:9000\"\n")?;
+            let err = Config::load(&ConfigArgs::default())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("lisen"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,66 @@
+//! HTTP routes. Handlers only extract, call one service function and wrap the result.
+
+mod health;
+mod members;
+mod tenants;
+mod users;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::error::{ApiError, Code};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    let api = Router::new()
+        .route("/tenants", post(tenants::create).get(tenants::list))
+        .route(
+            "/tenants/{slug}",
+            get(tenants::show)
+                .patch(tenants::update)
+                .delete(tenants::delete),
+        )
+        .route(
+            "/tenants/{slug}/members",
+            post(members::add)
+                .get(members::list)
+                .delete(members::remove_by_body),
+        )
+        .route(
+            "/tenants/{slug}/members/{user_id}",
+            axum::routing::delete(members::remove),
+        )
+        .route("/users", post(users::create).get(users::list))
+        .route("/users/{id}", get(users::show))
+        .route("/users/{id}/tenants", get(users::tenants))
+        .route("/operator/tokens", post(users::create_operator_token));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        Code::MethodNotAllowed,
+        "method not allowed on this resource",
+    )
+}
+
+/// 201 with the created resource.
+pub struct Created<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Created<T> {
+    fn into_response(self) -> Response {
+        (StatusCode::CREATED, Json(self.0)).into_response()
+    }
+}

@@ -1,0 +1,57 @@
+use cairn_core::audit::Outcome;
+use cairn_core::ids::UserId;
+use cairn_core::user::{Member, Role};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{List, ListParams};
+use crate::error::ApiError;
+use crate::state::Ctx;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    pub user_id: String,
+    pub role: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveMember {
+    pub user_id: String,
+}
+
+pub async fn add(ctx: &Ctx, slug: &str, input: AddMember) -> Result<Member, ApiError> {
+    let user = UserId::parse("user_id", &input.user_id)?;
+    let role = Role::parse(&input.role)?;
+    let tenant = super::tenants::resolve(ctx, slug).await?;
+    let member = ctx.store().add_member(tenant.id, user, role).await?;
+    let event = ctx
+        .event("member.added", Outcome::Success)
+        .tenant(tenant.id)
+        .target(user.to_string())
+        .details(json!({ "role": role }));
+    ctx.audit(event).await;
+    Ok(member)
+}
+
+pub async fn remove(ctx: &Ctx, slug: &str, user: &str) -> Result<(), ApiError> {
+    let user = UserId::parse("user_id", user)?;
+    let tenant = super::tenants::resolve(ctx, slug).await?;
+    ctx.store().remove_member(tenant.id, user).await?;
+    let event = ctx
+        .event("member.removed", Outcome::Success)
+        .tenant(tenant.id)
+        .target(user.to_string());
+    ctx.audit(event).await;
+    Ok(())
+}
+
+pub async fn list(ctx: &Ctx, slug: &str, params: &ListParams) -> Result<List<Member>, ApiError> {
+    let tenant = super::tenants::resolve(ctx, slug).await?;
+    Ok(ctx
+        .store()
+        .list_members(tenant.id, &params.page())
+        .await?
+        .into())
+}
