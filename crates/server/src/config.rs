@@ -350,14 +350,14 @@ mod tests {
                 .err()
                 .map(|e| e.to_string())
                 .unwrap_or_default();
-            assert!(err.contains("database_url"), "{err}");
+            assert!(err.to_lowercase().contains("database_url"), "{err}");
             jail.set_env("CAIRN_DATABASE_URL", "sqlite::memory:");
             jail.set_env("CAIRN_LISTEN", "not an address");
             let err = Config::load(&ConfigArgs::default())
                 .err()
                 .map(|e| e.to_string())
                 .unwrap_or_default();
-            assert!(err.contains("listen"), "{err}");
+            assert!(err.to_lowercase().contains("listen"), "{err}");
             Ok(())
         });
     }

@@ -1,0 +1,17 @@
+//! The one integration-test binary. Every test boots the real server (or the real
+//! store) against a freshly created database of the backend named by
+//! `CAIRN_TEST_BACKEND` (`sqlite` or `postgres`; see `scripts/test`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+mod api_errors;
+mod audit;
+mod cli;
+mod health;
+mod isolation;
+mod logs;
+mod members;
+mod operator;
+mod tenants;
+mod users;
