@@ -18,8 +18,18 @@ async fn admin_actions_are_audited_with_request_ids() {
     assert_eq!(resp.status(), StatusCode::CREATED);
     let tenant: serde_json::Value = resp.json().await.unwrap();
     let user = app.user("ada@example.com").await;
-    app.post("/api/v1/tenants/acme/members", json!({"user_id": s(&user["id"]), "role": "admin"})).await;
-    let resp = app.client.get(app.url("/api/v1/tenants")).bearer_auth("cairn_op_wrong").send().await.unwrap();
+    app.post(
+        "/api/v1/tenants/acme/members",
+        json!({"user_id": s(&user["id"]), "role": "admin"}),
+    )
+    .await;
+    let resp = app
+        .client
+        .get(app.url("/api/v1/tenants"))
+        .bearer_auth("cairn_op_wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 
     app.state.audit.flush().await;
@@ -36,12 +46,24 @@ async fn admin_actions_are_audited_with_request_ids() {
     assert_eq!(events[0].target.as_deref(), Some(s(&user["id"])));
 
     let platform = store.recent_platform_audit_events(50).await.unwrap();
-    let actions: Vec<_> = platform.iter().map(|e| (e.action.as_str(), e.outcome.as_str())).collect();
+    let actions: Vec<_> = platform
+        .iter()
+        .map(|e| (e.action.as_str(), e.outcome.as_str()))
+        .collect();
     assert!(actions.contains(&("auth.failed", "denied")), "{actions:?}");
-    assert!(actions.contains(&("user.created", "success")), "{actions:?}");
-    assert!(actions.contains(&("operator_token.created", "success")), "{actions:?}");
+    assert!(
+        actions.contains(&("user.created", "success")),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("operator_token.created", "success")),
+        "{actions:?}"
+    );
     let text = serde_json::to_string(&platform).unwrap();
-    assert!(!text.contains(&app.token) && !text.contains("cairn_op_wrong"), "audit must not store tokens");
+    assert!(
+        !text.contains(&app.token) && !text.contains("cairn_op_wrong"),
+        "audit must not store tokens"
+    );
 }
 
 #[tokio::test]
@@ -69,6 +91,17 @@ async fn audit_writes_are_batched_and_complete_under_concurrency() {
     }
     app.state.audit.flush().await;
     let (_, tenant) = app.get("/api/v1/tenants/acme").await;
-    let events = app.state.store.recent_audit_events(s(&tenant["id"]).parse().unwrap(), 100).await.unwrap();
-    assert_eq!(events.iter().filter(|e| e.action == "tenant.updated").count(), 40);
+    let events = app
+        .state
+        .store
+        .recent_audit_events(s(&tenant["id"]).parse().unwrap(), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.action == "tenant.updated")
+            .count(),
+        40
+    );
 }

@@ -54,17 +54,24 @@ impl TestDb {
                 Self { url, dir, pg: None }
             }
             Backend::Postgres => {
-                let admin = test_env()
-                    .pg_url
-                    .unwrap_or_else(|| panic!("CAIRN_TEST_BACKEND=postgres needs CAIRN_TEST_PG_URL (run scripts/test)"));
+                let admin = test_env().pg_url.unwrap_or_else(|| {
+                    panic!("CAIRN_TEST_BACKEND=postgres needs CAIRN_TEST_PG_URL (run scripts/test)")
+                });
                 let name = format!("cairn_it_{}", uuid::Uuid::new_v4().simple());
                 let mut conn = sqlx::PgConnection::connect(&admin)
                     .await
                     .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is not reachable: {e}"));
-                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
                 conn.close().await.unwrap();
                 let url = with_database(&admin, &name);
-                Self { url, dir, pg: Some((admin, name)) }
+                Self {
+                    url,
+                    dir,
+                    pg: Some((admin, name)),
+                }
             }
         }
     }
@@ -72,13 +79,20 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let Some((admin, name)) = self.pg.take() else { return };
+        let Some((admin, name)) = self.pg.take() else {
+            return;
+        };
         // Drop runs outside any runtime guarantee, so use a private one on a thread.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async {
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
                 }
             });
         })
@@ -88,7 +102,9 @@ impl Drop for TestDb {
 
 /// Replaces the database name of a PostgreSQL URL.
 pub fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
     let base = match base[scheme_end..].find('/') {
         Some(i) => &base[..scheme_end + i],
@@ -154,8 +170,20 @@ impl TestApp {
                 .await
                 .unwrap();
         });
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        Self { addr, token, state, client, config, shutdown: Some(tx), task: Some(task), db }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Self {
+            addr,
+            token,
+            state,
+            client,
+            config,
+            shutdown: Some(tx),
+            task: Some(task),
+            db,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -164,15 +192,27 @@ impl TestApp {
 
     /// Sends a request with the operator token; returns status and JSON body (Null if
     /// the body is empty).
-    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self.client.request(method, self.url(path)).bearer_auth(&self.token);
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(&b);
         }
         let resp = req.send().await.unwrap();
         let status = resp.status();
         let text = resp.text().await.unwrap();
-        let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, json)
     }
 
@@ -186,15 +226,24 @@ impl TestApp {
 
     /// Creates a tenant and returns its JSON.
     pub async fn tenant(&self, slug: &str) -> Value {
-        let (status, body) = self.post("/api/v1/tenants", serde_json::json!({"slug": slug, "name": slug})).await;
+        let (status, body) = self
+            .post(
+                "/api/v1/tenants",
+                serde_json::json!({"slug": slug, "name": slug}),
+            )
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
     }
 
     /// Creates a user and returns its JSON.
     pub async fn user(&self, email: &str) -> Value {
-        let (status, body) =
-            self.post("/api/v1/users", serde_json::json!({"email": email, "display_name": "Test User"})).await;
+        let (status, body) = self
+            .post(
+                "/api/v1/users",
+                serde_json::json!({"email": email, "display_name": "Test User"}),
+            )
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
     }
@@ -204,7 +253,9 @@ impl TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let TestApp { state, task, db, .. } = self;
+        let TestApp {
+            state, task, db, ..
+        } = self;
         let store = state.store.clone();
         // The server's audit writer ends when the last sink (this one included) is gone.
         drop(state);

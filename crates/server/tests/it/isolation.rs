@@ -62,16 +62,29 @@ async fn store_methods_never_cross_tenants() {
     let db = TestDb::create().await;
     let store = Store::open(&store_config(&db, 4)).await.unwrap();
     let (a, b, alice, bob) = two_tenants(&store).await;
-    let page = Page { limit: 100, after: None };
+    let page = Page {
+        limit: 100,
+        after: None,
+    };
     let members_a = store.list_members(a, &page).await.unwrap().items;
     assert_eq!(members_a.len(), 2);
     assert!(members_a.iter().all(|m| m.user_id != bob));
     let members_b = store.list_members(b, &page).await.unwrap().items;
     assert!(members_b.iter().all(|m| m.user_id != alice));
     assert_eq!(store.member_role(a, bob).await.unwrap(), None);
-    assert!(matches!(store.remove_member(a, bob).await, Err(StoreError::MembershipNotFound)));
-    assert_eq!(store.list_members(b, &page).await.unwrap().items.len(), 2, "B untouched");
-    assert_eq!(store.get_tenant_by_id(a).await.unwrap().slug.as_str(), "tenant-a");
+    assert!(matches!(
+        store.remove_member(a, bob).await,
+        Err(StoreError::MembershipNotFound)
+    ));
+    assert_eq!(
+        store.list_members(b, &page).await.unwrap().items.len(),
+        2,
+        "B untouched"
+    );
+    assert_eq!(
+        store.get_tenant_by_id(a).await.unwrap().slug.as_str(),
+        "tenant-a"
+    );
 }
 
 #[tokio::test]
@@ -96,15 +109,29 @@ async fn row_level_security_confines_unfiltered_queries() {
     assert!(!bypass, "the application role must not bypass RLS");
     assert!(!superuser);
 
-    let tenants_seen: Vec<uuid::Uuid> =
-        sqlx::query_scalar("SELECT tenant_id FROM memberships").fetch_all(&mut *conn).await.unwrap();
+    let tenants_seen: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT tenant_id FROM memberships")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
     assert_eq!(tenants_seen.len(), 2);
-    assert!(tenants_seen.iter().all(|t| *t == a.as_uuid()), "saw another tenant's memberships");
-    let all_tenants: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM tenants").fetch_all(&mut *conn).await.unwrap();
+    assert!(
+        tenants_seen.iter().all(|t| *t == a.as_uuid()),
+        "saw another tenant's memberships"
+    );
+    let all_tenants: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM tenants")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
     assert_eq!(all_tenants, vec![a.as_uuid()]);
-    let users: Vec<String> = sqlx::query_scalar("SELECT email FROM users ORDER BY email").fetch_all(&mut *conn).await.unwrap();
+    let users: Vec<String> = sqlx::query_scalar("SELECT email FROM users ORDER BY email")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
     assert_eq!(users, ["alice@a.example", "sam@both.example"]);
-    let tokens: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM operator_tokens").fetch_one(&mut *conn).await.unwrap();
+    let tokens: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM operator_tokens")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
     assert_eq!(tokens, 0, "platform tables are invisible in a tenant scope");
 
     // Writing into another tenant is refused by the policy's WITH CHECK.
@@ -119,8 +146,14 @@ async fn row_level_security_confines_unfiltered_queries() {
     // A transaction that declares no scope sees nothing.
     let mut tx = store.tenant_tx(a, false).await.unwrap();
     let conn = tx.postgres_connection().unwrap();
-    sqlx::query("SELECT set_config('app.tenant_id', '', true)").execute(&mut *conn).await.unwrap();
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM memberships").fetch_one(&mut *conn).await.unwrap();
+    sqlx::query("SELECT set_config('app.tenant_id', '', true)")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM memberships")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
     assert_eq!(n, 0);
 }
 
@@ -142,7 +175,10 @@ async fn every_tenant_table_forces_row_level_security() {
     .unwrap();
     assert!(rows.len() >= 6);
     for (table, enabled, forced) in rows {
-        assert!(enabled && forced, "table {table} must ENABLE and FORCE row level security");
+        assert!(
+            enabled && forced,
+            "table {table} must ENABLE and FORCE row level security"
+        );
     }
     // Every table with a tenant_id column leads its primary key with it (distribution-ready).
     let bad: Vec<String> = sqlx::query_scalar(
@@ -153,7 +189,10 @@ async fn every_tenant_table_forces_row_level_security() {
     .fetch_all(&mut conn)
     .await
     .unwrap();
-    assert!(bad.is_empty(), "tenant_id must lead the primary key of {bad:?}");
+    assert!(
+        bad.is_empty(),
+        "tenant_id must lead the primary key of {bad:?}"
+    );
 }
 
 #[tokio::test]
@@ -165,10 +204,16 @@ async fn one_tenant_cannot_take_every_connection() {
     let _t1 = store.tenant_tx(a, false).await.unwrap();
     let _t2 = store.tenant_tx(a, false).await.unwrap();
     let third = store.tenant_tx(a, false).await;
-    assert!(matches!(third, Err(StoreError::TenantBusy(_))), "a third concurrent operation of A must wait and fail");
+    assert!(
+        matches!(third, Err(StoreError::TenantBusy(_))),
+        "a third concurrent operation of A must wait and fail"
+    );
     let other = store.tenant_tx(b, false).await;
     assert!(other.is_ok(), "tenant B is unaffected by A's load");
     drop(other);
     drop(_t1);
-    assert!(store.tenant_tx(a, false).await.is_ok(), "a released permit is reusable");
+    assert!(
+        store.tenant_tx(a, false).await.is_ok(),
+        "a released permit is reusable"
+    );
 }

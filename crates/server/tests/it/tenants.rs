@@ -15,15 +15,25 @@ async fn tenant_lifecycle() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(shown, created);
 
-    let (status, patched) =
-        app.call(Method::PATCH, "/api/v1/tenants/acme", Some(json!({"name": "Acme Inc", "plan": "pro"}))).await;
+    let (status, patched) = app
+        .call(
+            Method::PATCH,
+            "/api/v1/tenants/acme",
+            Some(json!({"name": "Acme Inc", "plan": "pro"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{patched}");
     assert_eq!(patched["name"], "Acme Inc");
     assert_eq!(patched["plan"], "pro");
     assert_eq!(patched["slug"], "acme");
 
-    let (status, suspended) =
-        app.call(Method::PATCH, "/api/v1/tenants/acme", Some(json!({"status": "suspended"}))).await;
+    let (status, suspended) = app
+        .call(
+            Method::PATCH,
+            "/api/v1/tenants/acme",
+            Some(json!({"status": "suspended"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(suspended["status"], "suspended");
     assert_eq!(suspended["name"], "Acme Inc");
@@ -41,7 +51,9 @@ async fn tenant_lifecycle() {
 async fn duplicate_slug_is_409_and_leaves_one_row() {
     let app = TestApp::start().await;
     app.tenant("acme").await;
-    let (status, body) = app.post("/api/v1/tenants", json!({"slug": "acme", "name": "Other"})).await;
+    let (status, body) = app
+        .post("/api/v1/tenants", json!({"slug": "acme", "name": "Other"}))
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["error"]["code"], "tenant_slug_taken");
     let (_, list) = app.get("/api/v1/tenants").await;
@@ -72,11 +84,18 @@ async fn invalid_fields_are_422_and_create_nothing() {
         assert_eq!(body["error"]["code"], "invalid_field", "{case}");
         assert!(!s(&body["error"]["message"]).is_empty());
     }
-    let (status, body) = app.post("/api/v1/tenants", json!({"slug": "ab", "name": "x"})).await;
+    let (status, body) = app
+        .post("/api/v1/tenants", json!({"slug": "ab", "name": "x"}))
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["field"], "slug");
-    let (status, body) =
-        app.call(Method::PATCH, "/api/v1/tenants/nope", Some(json!({"status": "deleted"}))).await;
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            "/api/v1/tenants/nope",
+            Some(json!({"status": "deleted"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let (_, list) = app.get("/api/v1/tenants").await;
     assert_eq!(list["data"], json!([]));

@@ -17,13 +17,18 @@ async fn create_and_get_user() {
     assert_eq!(user["email"], "ada@example.com");
     assert_eq!(user["has_password"], true);
     let text = user.to_string();
-    assert!(!text.contains("analytical") && !text.contains("argon2"), "{text}");
+    assert!(
+        !text.contains("analytical") && !text.contains("argon2"),
+        "{text}"
+    );
 
     let (status, fetched) = app.get(&format!("/api/v1/users/{}", s(&user["id"]))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(fetched, user);
 
-    let (status, body) = app.get("/api/v1/users/usr_00000000000000000000000000000000").await;
+    let (status, body) = app
+        .get("/api/v1/users/usr_00000000000000000000000000000000")
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "user_not_found");
     let (status, _) = app.get("/api/v1/users/not-an-id").await;
@@ -34,7 +39,12 @@ async fn create_and_get_user() {
 async fn duplicate_email_is_case_insensitive_409() {
     let app = TestApp::start().await;
     app.user("ada@example.com").await;
-    let (status, body) = app.post("/api/v1/users", json!({"email": "ADA@example.com", "display_name": "Other"})).await;
+    let (status, body) = app
+        .post(
+            "/api/v1/users",
+            json!({"email": "ADA@example.com", "display_name": "Other"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["error"]["code"], "email_taken");
     let (_, list) = app.get("/api/v1/users").await;
