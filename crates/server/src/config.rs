@@ -176,6 +176,10 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let url = self.database_url();
         Backend::from_url(&url).map_err(|e| invalid("database_url", e.to_string()))?;
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            // Each pooled connection would get its own empty database.
+            return Err(invalid("database_url", "in-memory SQLite is not supported; use a file"));
+        }
         if let Some(public) = &self.public_url {
             if !matches!(public.scheme(), "http" | "https")
                 || public.query().is_some()
