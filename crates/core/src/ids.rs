@@ -103,6 +103,10 @@ prefixed_id!(
     OperatorTokenId, "otk"
 );
 prefixed_id!(
+    /// An API key (the id of the record, not the secret).
+    ApiKeyId, "key"
+);
+prefixed_id!(
     /// One audit event.
     AuditEventId, "aud"
 );

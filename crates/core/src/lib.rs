@@ -1,5 +1,6 @@
 //! Pure types and logic shared by every Cairn crate. Nothing here performs I/O.
 
+pub mod api_key;
 pub mod audit;
 pub mod ids;
 pub mod secret;

@@ -24,16 +24,10 @@ impl Password {
 
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
         if s.chars().count() < Self::MIN_CHARS {
-            return Err(ValidationError::new(
-                "password",
-                "must be at least 8 characters",
-            ));
+            return Err(ValidationError::new("password", "must be at least 8 characters"));
         }
         if s.len() > Self::MAX_BYTES {
-            return Err(ValidationError::new(
-                "password",
-                "must be at most 1024 bytes",
-            ));
+            return Err(ValidationError::new("password", "must be at most 1024 bytes"));
         }
         Ok(Self(SecretString::from(s)))
     }

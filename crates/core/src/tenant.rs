@@ -22,9 +22,7 @@ impl Slug {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         {
-            return Err(err(
-                "may contain only lowercase letters, digits and hyphens",
-            ));
+            return Err(err("may contain only lowercase letters, digits and hyphens"));
         }
         if s.starts_with('-') || s.ends_with('-') {
             return Err(err("must start and end with a letter or digit"));
@@ -136,10 +134,7 @@ impl TenantStatus {
         match s {
             "active" => Ok(Self::Active),
             "suspended" => Ok(Self::Suspended),
-            _ => Err(ValidationError::new(
-                "status",
-                "must be 'active' or 'suspended'",
-            )),
+            _ => Err(ValidationError::new("status", "must be 'active' or 'suspended'")),
         }
     }
 }
@@ -173,10 +168,7 @@ mod tests {
         assert!(Plan::parse("pro").is_ok());
         assert!(Plan::parse("Pro").is_err());
         assert!(Plan::parse("").is_err());
-        assert_eq!(
-            TenantStatus::parse("suspended").ok(),
-            Some(TenantStatus::Suspended)
-        );
+        assert_eq!(TenantStatus::parse("suspended").ok(), Some(TenantStatus::Suspended));
         assert!(TenantStatus::parse("deleted").is_err());
     }
 }

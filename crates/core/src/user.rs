@@ -23,9 +23,7 @@ impl Email {
         let (local, domain) = s.split_once('@').ok_or_else(err)?;
         let domain_ok = domain.contains('.')
             && !domain.contains('@')
-            && domain
-                .split('.')
-                .all(|label| !label.is_empty() && label.len() <= 63);
+            && domain.split('.').all(|label| !label.is_empty() && label.len() <= 63);
         if local.is_empty() || local.len() > 64 || !domain_ok {
             return Err(err());
         }

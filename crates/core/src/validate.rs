@@ -26,16 +26,10 @@ pub fn validate_text(field: &'static str, s: &str, max: usize) -> Result<String,
         return Err(ValidationError::new(field, "must not be empty"));
     }
     if t.chars().count() > max {
-        return Err(ValidationError::new(
-            field,
-            format!("must be at most {max} characters"),
-        ));
+        return Err(ValidationError::new(field, format!("must be at most {max} characters")));
     }
     if t.chars().any(char::is_control) {
-        return Err(ValidationError::new(
-            field,
-            "must not contain control characters",
-        ));
+        return Err(ValidationError::new(field, "must not contain control characters"));
     }
     Ok(t.to_owned())
 }

@@ -18,10 +18,7 @@ pub struct OperatorCtx(pub Ctx);
 impl FromRequestParts<AppState> for OperatorCtx {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let Ok(meta) = RequestMeta::from_request_parts(parts, state).await;
         let Some(token) = bearer(parts) else {
             return Err(ApiError::unauthorized());
@@ -38,9 +35,9 @@ impl FromRequestParts<AppState> for OperatorCtx {
                     actor: Actor::Anonymous,
                     meta,
                 };
-                let event = ctx.event("auth.failed", Outcome::Denied).details(
-                    json!({ "credential": "operator_token", "reason": "unknown or revoked token" }),
-                );
+                let event = ctx
+                    .event("auth.failed", Outcome::Denied)
+                    .details(json!({ "credential": "operator_token", "reason": "unknown or revoked token" }));
                 ctx.audit(event).await;
                 Err(ApiError::unauthorized())
             }

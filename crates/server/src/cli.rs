@@ -4,7 +4,6 @@
 
 use std::io::{BufRead as _, IsTerminal as _};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use cairn_core::audit::Actor;
 use cairn_store::Store;
@@ -16,7 +15,7 @@ use crate::audit::AuditSink;
 use crate::config::{Config, ConfigArgs, LogFormat};
 use crate::error::ApiError;
 use crate::extract::RequestMeta;
-use crate::service::{members, operator_tokens, tenants, users, ListParams};
+use crate::service::{api_keys, members, operator_tokens, tenants, users, ListParams};
 use crate::state::{AppState, Ctx};
 use crate::{telemetry, Server, StartupError};
 
@@ -44,6 +43,9 @@ pub enum Command {
     /// Manage tenant memberships.
     #[command(subcommand)]
     Member(MemberCmd),
+    /// Manage a tenant's API keys.
+    #[command(subcommand)]
+    Key(KeyCmd),
     /// Operator (platform administrator) access.
     #[command(subcommand)]
     Operator(OperatorCmd),
@@ -139,6 +141,50 @@ pub enum MemberCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    /// Create a key; its secret is printed once.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: mcp:tools, mcp:resources, mcp:prompts, kb:write, admin.
+        #[arg(long, value_delimiter = ',', default_value = "mcp:tools,mcp:resources,mcp:prompts")]
+        scopes: Vec<String>,
+        #[arg(long)]
+        tier: Option<String>,
+        /// live or test.
+        #[arg(long)]
+        environment: Option<String>,
+        /// Bind the key to a member of the tenant (usr_…).
+        #[arg(long)]
+        user: Option<String>,
+        /// RFC 3339 expiry time.
+        #[arg(long)]
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// List a tenant's keys (never their secrets).
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Issue a new secret; the old one keeps working for the overlap.
+    Rotate {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+        #[arg(long)]
+        overlap_secs: Option<u64>,
+    },
+    /// Revoke a key at once.
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum OperatorCmd {
     /// Operator tokens.
     #[command(subcommand)]
@@ -174,10 +220,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -216,15 +259,9 @@ async fn dispatch(command: Command, config: Config) -> Result<(), CliError> {
         }
         other => {
             telemetry::init(LogFormat::Pretty, "warn");
-            let store = Store::open(&config.store_config())
-                .await
-                .map_err(StartupError::from)?;
+            let store = Store::open(&config.store_config()).await.map_err(StartupError::from)?;
             let (audit, task) = AuditSink::start(store.clone());
-            let state = AppState {
-                store,
-                audit,
-                config: Arc::new(config),
-            };
+            let state = AppState::new(store, audit, config).map_err(StartupError::Secrets)?;
             let ctx = Ctx {
                 state: state.clone(),
                 actor: Actor::Cli,
@@ -257,10 +294,7 @@ async fn serve(config: Config) -> Result<(), CliError> {
         env!("CARGO_PKG_VERSION")
     );
     if let Some(token) = server.take_bootstrap_token() {
-        println!(
-            "Operator token (shown once; also saved to {}):",
-            token_path.display()
-        );
+        println!("Operator token (shown once; also saved to {}):", token_path.display());
         println!("  {}", token.token.expose_secret());
     }
     tracing::info!(%addr, "listening");
@@ -273,12 +307,10 @@ async fn admin(command: Command, ctx: &Ctx) -> Result<(), CliError> {
         Command::Tenant(cmd) => tenant(cmd, ctx).await,
         Command::User(cmd) => user(cmd, ctx).await,
         Command::Member(cmd) => member(cmd, ctx).await,
+        Command::Key(cmd) => key(cmd, ctx).await,
         Command::Operator(OperatorCmd::Token(OperatorTokenCmd::Create { name })) => {
             let issued = operator_tokens::create(ctx, &name).await?;
-            eprintln!(
-                "operator token {} created; it is shown only now:",
-                issued.id
-            );
+            eprintln!("operator token {} created; it is shown only now:", issued.id);
             println!("{}", issued.token.expose_secret());
             Ok(())
         }
@@ -339,9 +371,7 @@ async fn tenant(cmd: TenantCmd, ctx: &Ctx) -> Result<(), CliError> {
             name,
             plan,
             status,
-        } => print_json(
-            &tenants::update(ctx, &slug, tenants::UpdateTenant { name, plan, status }).await?,
-        ),
+        } => print_json(&tenants::update(ctx, &slug, tenants::UpdateTenant { name, plan, status }).await?),
         TenantCmd::Delete { slug } => {
             tenants::delete(ctx, &slug).await?;
             eprintln!("tenant {slug} deleted");
@@ -391,17 +421,9 @@ async fn user(cmd: UserCmd, ctx: &Ctx) -> Result<(), CliError> {
 
 async fn member(cmd: MemberCmd, ctx: &Ctx) -> Result<(), CliError> {
     match cmd {
-        MemberCmd::Add { tenant, user, role } => print_json(
-            &members::add(
-                ctx,
-                &tenant,
-                members::AddMember {
-                    user_id: user,
-                    role,
-                },
-            )
-            .await?,
-        ),
+        MemberCmd::Add { tenant, user, role } => {
+            print_json(&members::add(ctx, &tenant, members::AddMember { user_id: user, role }).await?)
+        }
         MemberCmd::List { tenant } => print_json(
             &members::list(
                 ctx,
@@ -418,6 +440,52 @@ async fn member(cmd: MemberCmd, ctx: &Ctx) -> Result<(), CliError> {
             eprintln!("{user} removed from {tenant}");
             Ok(())
         }
+    }
+}
+
+async fn key(cmd: KeyCmd, ctx: &Ctx) -> Result<(), CliError> {
+    match cmd {
+        KeyCmd::Create {
+            tenant,
+            name,
+            scopes,
+            tier,
+            environment,
+            user,
+            expires_at,
+        } => {
+            let input = api_keys::CreateKey {
+                name,
+                scopes,
+                tier,
+                environment,
+                user_id: user,
+                expires_at,
+            };
+            let issued = api_keys::create(ctx, &tenant, input).await?;
+            eprintln!(
+                "key {} created; its secret (field \"secret\") is shown only now",
+                issued.key.id
+            );
+            print_json(&issued)
+        }
+        KeyCmd::List { tenant } => print_json(
+            &api_keys::list(
+                ctx,
+                &tenant,
+                &ListParams {
+                    limit: Some(200),
+                    cursor: None,
+                },
+            )
+            .await?,
+        ),
+        KeyCmd::Rotate {
+            tenant,
+            id,
+            overlap_secs,
+        } => print_json(&api_keys::rotate(ctx, &tenant, &id, api_keys::RotateKey { overlap_secs }).await?),
+        KeyCmd::Revoke { tenant, id } => print_json(&api_keys::revoke(ctx, &tenant, &id).await?),
     }
 }
 

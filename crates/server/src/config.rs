@@ -3,6 +3,7 @@
 //! variables → command-line flags. Loaded and validated once at start, then passed in;
 //! nothing else in Cairn reads the environment.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -52,6 +53,44 @@ pub struct Config {
     pub ready_timeout_ms: u64,
     /// How long a graceful shutdown waits for in-flight requests.
     pub shutdown_timeout_secs: u64,
+    /// Server-side secret (base64, 32 bytes) keying API-key hashes. Every replica needs
+    /// the same one. Default: generated once into `{data_dir}/api-key-pepper`.
+    pub api_key_pepper: Option<String>,
+    /// How long a rotated-out API key secret keeps working, unless the rotation says.
+    pub api_key_rotation_overlap_secs: u64,
+    /// How long a verified API key is trusted from memory before the database is asked
+    /// again (bounds how late another replica notices a revocation).
+    pub api_key_cache_ttl_secs: u64,
+    /// The tier new keys get unless told otherwise.
+    pub default_tier: String,
+    /// Rate-limit and quota tiers by name.
+    pub tiers: BTreeMap<String, TierConfig>,
+}
+
+/// Limits of one tier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierConfig {
+    /// Calls per minute a key of this tier may burst to.
+    pub burst_per_minute: u32,
+    /// Calls per calendar month (UTC); none = unlimited.
+    pub monthly_quota: Option<u64>,
+    /// Keys of this tier expire this many days after creation (trial keys).
+    pub expires_after_days: Option<u32>,
+}
+
+fn default_tiers() -> BTreeMap<String, TierConfig> {
+    let tier = |burst, quota, days| TierConfig {
+        burst_per_minute: burst,
+        monthly_quota: quota,
+        expires_after_days: days,
+    };
+    BTreeMap::from([
+        ("trial".to_owned(), tier(5, Some(1_000), Some(14))),
+        ("starter".to_owned(), tier(60, Some(100_000), None)),
+        ("pro".to_owned(), tier(600, Some(1_000_000), None)),
+        ("enterprise".to_owned(), tier(6_000, None, None)),
+    ])
 }
 
 impl Default for Config {
@@ -73,6 +112,11 @@ impl Default for Config {
             body_limit_bytes: 2 * 1024 * 1024,
             ready_timeout_ms: 2000,
             shutdown_timeout_secs: 20,
+            api_key_pepper: None,
+            api_key_rotation_overlap_secs: 24 * 3600,
+            api_key_cache_ttl_secs: 60,
+            default_tier: "starter".into(),
+            tiers: default_tiers(),
         }
     }
 }
@@ -82,10 +126,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("public_url", &self.public_url.as_ref().map(Url::as_str))
-            .field(
-                "database_url",
-                &cairn_store::pool::redact_url(&self.database_url()),
-            )
+            .field("database_url", &cairn_store::pool::redact_url(&self.database_url()))
             .field("data_dir", &self.data_dir)
             .field("db_max_connections", &self.db_max_connections)
             .field("cors_allowed_origins", &self.cors_allowed_origins)
@@ -155,10 +196,7 @@ impl Config {
         let keys = Self::keys();
         figment = figment
             .merge(Env::raw().only(&["database_url"]))
-            .merge(
-                Env::prefixed("CAIRN_")
-                    .filter(move |k| keys.iter().any(|known| k == known.as_str())),
-            )
+            .merge(Env::prefixed("CAIRN_").filter(move |k| keys.iter().any(|known| k == known.as_str())))
             .merge(Serialized::defaults(args));
         let cfg: Config = figment.extract().map_err(Box::new)?;
         cfg.validate()?;
@@ -181,10 +219,7 @@ impl Config {
             return Err(invalid("database_url", "in-memory SQLite is not supported; use a file"));
         }
         if let Some(public) = &self.public_url {
-            if !matches!(public.scheme(), "http" | "https")
-                || public.query().is_some()
-                || public.fragment().is_some()
-            {
+            if !matches!(public.scheme(), "http" | "https") || public.query().is_some() || public.fragment().is_some() {
                 return Err(invalid(
                     "public_url",
                     "must be an http(s) URL without query or fragment",
@@ -195,10 +230,7 @@ impl Config {
             return Err(invalid("db_max_connections", "must be at least 1"));
         }
         if self.db_min_connections > self.db_max_connections {
-            return Err(invalid(
-                "db_min_connections",
-                "must not exceed db_max_connections",
-            ));
+            return Err(invalid("db_min_connections", "must not exceed db_max_connections"));
         }
         if self.db_acquire_timeout_secs == 0 {
             return Err(invalid("db_acquire_timeout_secs", "must be at least 1"));
@@ -211,6 +243,24 @@ impl Config {
         }
         if self.ready_timeout_ms == 0 {
             return Err(invalid("ready_timeout_ms", "must be at least 1"));
+        }
+        if let Some(pepper) = &self.api_key_pepper {
+            decode_key32(pepper).map_err(|reason| invalid("api_key_pepper", reason))?;
+        }
+        if !self.tiers.contains_key(&self.default_tier) {
+            return Err(invalid(
+                "default_tier",
+                format!("names no tier in `tiers` ({})", self.tier_names()),
+            ));
+        }
+        for (name, tier) in &self.tiers {
+            cairn_core::tenant::Plan::parse(name).map_err(|e| invalid("tiers", format!("'{name}': {}", e.reason)))?;
+            if tier.burst_per_minute == 0 {
+                return Err(invalid(
+                    "tiers",
+                    format!("'{name}': burst_per_minute must be at least 1"),
+                ));
+            }
         }
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| invalid("log_level", format!("is not a valid filter: {e}")))?;
@@ -260,6 +310,10 @@ impl Config {
             .collect()
     }
 
+    pub fn tier_names(&self) -> String {
+        self.tiers.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
@@ -268,17 +322,23 @@ impl Config {
 /// `https://App.example.com/` → `https://app.example.com`. Refuses paths and wildcards:
 /// an allow-list entry names exactly one origin.
 fn normalise_origin(s: &str) -> Result<String, String> {
-    let url =
-        Url::parse(s).map_err(|_| format!("'{s}' is not an origin (scheme://host[:port])"))?;
+    let url = Url::parse(s).map_err(|_| format!("'{s}' is not an origin (scheme://host[:port])"))?;
     let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
-    if !matches!(url.scheme(), "http" | "https")
-        || !bare
-        || url.host().is_none()
-        || !url.username().is_empty()
-    {
+    if !matches!(url.scheme(), "http" | "https") || !bare || url.host().is_none() || !url.username().is_empty() {
         return Err(format!("'{s}' is not an origin (scheme://host[:port])"));
     }
     Ok(url.origin().ascii_serialization())
+}
+
+/// Decodes a base64 (standard or URL-safe) 32-byte secret.
+pub fn decode_key32(s: &str) -> Result<[u8; 32], String> {
+    use base64::Engine as _;
+    let s = s.trim();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s))
+        .map_err(|_| "must be base64".to_owned())?;
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| format!("must decode to 32 bytes, not {}", bytes.len()))
 }
 
 fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -327,10 +387,7 @@ mod tests {
             let cfg = Config::load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
             assert_eq!(cfg.listen.port(), 9100);
             assert_eq!(cfg.database_url(), "postgres://u:pw@db/cairn");
-            assert_eq!(
-                cfg.cors_origins(),
-                vec!["https://app.example.com".to_string()]
-            );
+            assert_eq!(cfg.cors_origins(), vec!["https://app.example.com".to_string()]);
             assert!(!format!("{cfg:?}").contains("pw@"));
 
             let args = ConfigArgs {

@@ -21,10 +21,12 @@ pub enum Code {
     TenantNotFound,
     UserNotFound,
     MembershipNotFound,
+    ApiKeyNotFound,
     MethodNotAllowed,
     TenantSlugTaken,
     EmailTaken,
     MembershipExists,
+    Conflict,
     TenantBusy,
     ServiceUnavailable,
     Internal,
@@ -43,11 +45,10 @@ impl Code {
             Self::NotFound
             | Self::TenantNotFound
             | Self::UserNotFound
-            | Self::MembershipNotFound => StatusCode::NOT_FOUND,
+            | Self::MembershipNotFound
+            | Self::ApiKeyNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::TenantSlugTaken | Self::EmailTaken | Self::MembershipExists => {
-                StatusCode::CONFLICT
-            }
+            Self::TenantSlugTaken | Self::EmailTaken | Self::MembershipExists | Self::Conflict => StatusCode::CONFLICT,
             Self::TenantBusy | Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -66,10 +67,12 @@ impl Code {
             Self::TenantNotFound => "tenant_not_found",
             Self::UserNotFound => "user_not_found",
             Self::MembershipNotFound => "membership_not_found",
+            Self::ApiKeyNotFound => "api_key_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::TenantSlugTaken => "tenant_slug_taken",
             Self::EmailTaken => "email_taken",
             Self::MembershipExists => "membership_exists",
+            Self::Conflict => "conflict",
             Self::TenantBusy => "tenant_busy",
             Self::ServiceUnavailable => "service_unavailable",
             Self::Internal => "internal_error",
@@ -110,10 +113,7 @@ impl ApiError {
 
     pub fn unavailable(detail: impl std::fmt::Display) -> Self {
         tracing::warn!(error = %detail, "dependency unavailable");
-        Self::new(
-            Code::ServiceUnavailable,
-            "service temporarily unavailable, retry later",
-        )
+        Self::new(Code::ServiceUnavailable, "service temporarily unavailable, retry later")
     }
 }
 
@@ -138,24 +138,18 @@ impl From<ValidationError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::SlugTaken => Self::new(
-                Code::TenantSlugTaken,
-                "a tenant with this slug already exists",
-            ),
-            StoreError::EmailTaken => Self::new(
-                Code::EmailTaken,
-                "a user with this e-mail address already exists",
-            ),
-            StoreError::MembershipExists => Self::new(
-                Code::MembershipExists,
-                "the user is already a member of this tenant",
-            ),
+            StoreError::SlugTaken => Self::new(Code::TenantSlugTaken, "a tenant with this slug already exists"),
+            StoreError::EmailTaken => Self::new(Code::EmailTaken, "a user with this e-mail address already exists"),
+            StoreError::MembershipExists => {
+                Self::new(Code::MembershipExists, "the user is already a member of this tenant")
+            }
             StoreError::TenantNotFound => Self::new(Code::TenantNotFound, "tenant not found"),
             StoreError::UserNotFound => Self::new(Code::UserNotFound, "user not found"),
-            StoreError::MembershipNotFound => Self::new(
-                Code::MembershipNotFound,
-                "the user is not a member of this tenant",
-            ),
+            StoreError::MembershipNotFound => {
+                Self::new(Code::MembershipNotFound, "the user is not a member of this tenant")
+            }
+            StoreError::ApiKeyNotFound => Self::new(Code::ApiKeyNotFound, "api key not found"),
+            StoreError::Conflict(what) => Self::new(Code::Conflict, what),
             StoreError::InvalidCursor => Self {
                 code: Code::InvalidField,
                 message: "cursor: is not a cursor returned by this listing".into(),
@@ -166,10 +160,9 @@ impl From<StoreError> for ApiError {
                 "too many concurrent requests for this tenant, retry shortly",
             ),
             StoreError::Unavailable(e) => Self::unavailable(e),
-            e @ (StoreError::Config(_)
-            | StoreError::Migrate(_)
-            | StoreError::Corrupt(_)
-            | StoreError::Database(_)) => Self::internal(e),
+            e @ (StoreError::Config(_) | StoreError::Migrate(_) | StoreError::Corrupt(_) | StoreError::Database(_)) => {
+                Self::internal(e)
+            }
         }
     }
 }
@@ -234,6 +227,8 @@ mod tests {
             Code::TenantSlugTaken,
             Code::EmailTaken,
             Code::MembershipExists,
+            Code::Conflict,
+            Code::ApiKeyNotFound,
             Code::TenantBusy,
             Code::ServiceUnavailable,
             Code::Internal,
@@ -243,10 +238,7 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), all.len());
         assert_eq!(Code::TenantSlugTaken.status(), StatusCode::CONFLICT);
-        assert_eq!(
-            Code::InvalidField.status(),
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
+        assert_eq!(Code::InvalidField.status(), StatusCode::UNPROCESSABLE_ENTITY);
     }
 
     #[test]

@@ -27,16 +27,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
 fn json_rejection(r: JsonRejection) -> ApiError {
     match r {
-        JsonRejection::JsonDataError(e) => {
-            ApiError::new(Code::InvalidField, data_error_message(&e.body_text()))
+        JsonRejection::JsonDataError(e) => ApiError::new(Code::InvalidField, data_error_message(&e.body_text())),
+        JsonRejection::JsonSyntaxError(_) => ApiError::new(Code::InvalidJson, "request body is not valid JSON"),
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::new(Code::UnsupportedMediaType, "expected Content-Type: application/json")
         }
-        JsonRejection::JsonSyntaxError(_) => {
-            ApiError::new(Code::InvalidJson, "request body is not valid JSON")
-        }
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            Code::UnsupportedMediaType,
-            "expected Content-Type: application/json",
-        ),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::new(Code::PayloadTooLarge, "request body is too large")
         }
@@ -74,9 +69,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Self(q.0))
-            .map_err(|e: QueryRejection| {
-                ApiError::new(Code::InvalidField, data_error_message(&e.body_text()))
-            })
+            .map_err(|e: QueryRejection| ApiError::new(Code::InvalidField, data_error_message(&e.body_text())))
     }
 }
 
@@ -107,5 +100,33 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0.ip().to_string()),
         })
+    }
+}
+
+/// An optional JSON body: an empty body is `None`; otherwise as [`ApiJson`].
+pub struct MaybeJson<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MaybeJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(Code::PayloadTooLarge, "request body is too large")
+            } else {
+                ApiError::new(Code::InvalidRequest, "request body could not be read")
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(None));
+        }
+        serde_json::from_slice(&bytes)
+            .map(|v| Self(Some(v)))
+            .map_err(|e| match e.classify() {
+                serde_json::error::Category::Data => {
+                    ApiError::new(Code::InvalidField, format!("request body has an invalid field: {e}"))
+                }
+                _ => ApiError::new(Code::InvalidJson, "request body is not valid JSON"),
+            })
     }
 }

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod keys;
 mod routes;
 pub mod service;
 pub mod state;
@@ -17,7 +18,6 @@ pub mod telemetry;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
@@ -79,13 +79,7 @@ fn cors_layer(config: &Config) -> Option<CorsLayer> {
     Some(
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
-            .allow_methods([
-                Method::GET,
-                Method::POST,
-                Method::PUT,
-                Method::PATCH,
-                Method::DELETE,
-            ])
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
             .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
             .expose_headers([HeaderName::from_static("x-request-id")])
             .max_age(Duration::from_secs(600)),
@@ -102,12 +96,15 @@ pub enum StartupError {
     Bootstrap(#[from] BootstrapError),
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Secrets(String),
 }
 
 /// A built server, ready to serve.
 pub struct Server {
     state: AppState,
     audit_task: JoinHandle<()>,
+    flusher: JoinHandle<()>,
     bootstrap_token: Option<IssuedToken>,
 }
 
@@ -117,17 +114,14 @@ impl Server {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         config.validate()?;
         let store = Store::open(&config.store_config()).await?;
-        let bootstrap_token =
-            operator_tokens::bootstrap(&store, &config.operator_token_path()).await?;
+        let bootstrap_token = operator_tokens::bootstrap(&store, &config.operator_token_path()).await?;
         let (audit, audit_task) = AuditSink::start(store.clone());
-        let state = AppState {
-            store,
-            audit,
-            config: Arc::new(config),
-        };
+        let state = AppState::new(store, audit, config).map_err(StartupError::Secrets)?;
+        let flusher = keys::spawn_last_used_flusher(state.keys.clone(), state.store.clone(), Duration::from_secs(30));
         Ok(Self {
             state,
             audit_task,
+            flusher,
             bootstrap_token,
         })
     }
@@ -149,17 +143,22 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
         let Self {
-            state, audit_task, ..
+            state,
+            audit_task,
+            flusher,
+            ..
         } = self;
         // Without TCP_NODELAY small responses wait on Nagle's algorithm (~40 ms).
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
         let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
         state.audit.flush().await;
+        flusher.abort();
+        if let Err(e) = state.keys.flush_last_used(&state.store).await {
+            tracing::warn!(error = %e, "could not record API key last-use times at shutdown");
+        }
         let timeout = Duration::from_secs(state.config.shutdown_timeout_secs);
         drop(state);
         if tokio::time::timeout(timeout, audit_task).await.is_err() {
@@ -171,10 +170,7 @@ impl Server {
 
 /// Runs Cairn with `config` on `listener` until SIGINT/SIGTERM.
 pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartupError> {
-    Server::build(config)
-        .await?
-        .serve(listener, shutdown_signal())
-        .await
+    Server::build(config).await?.serve(listener, shutdown_signal()).await
 }
 
 pub async fn shutdown_signal() {

@@ -73,8 +73,7 @@ impl Store {
         if events.is_empty() {
             return Ok(());
         }
-        let (tenant, platform): (Vec<&AuditEvent>, Vec<&AuditEvent>) =
-            events.iter().partition(|e| e.tenant.is_some());
+        let (tenant, platform): (Vec<&AuditEvent>, Vec<&AuditEvent>) = events.iter().partition(|e| e.tenant.is_some());
         let mut tx = self.platform_tx(true).await?;
         for chunk in tenant.chunks(CHUNK) {
             with_conn!(&mut tx.tx, conn => {
@@ -97,11 +96,7 @@ impl Store {
     }
 
     /// The newest `limit` events of a tenant, newest first.
-    pub async fn recent_audit_events(
-        &self,
-        tenant: TenantId,
-        limit: u32,
-    ) -> Result<Vec<StoredAuditEvent>, StoreError> {
+    pub async fn recent_audit_events(&self, tenant: TenantId, limit: u32) -> Result<Vec<StoredAuditEvent>, StoreError> {
         let sql = format!(
             "SELECT {COMMON} FROM audit_events WHERE tenant_id = $1 ORDER BY occurred_at DESC, id DESC LIMIT $2"
         );
@@ -110,17 +105,11 @@ impl Store {
             sqlx::query_as(&sql).bind(DbUuid(tenant.as_uuid())).bind(i64::from(limit)).fetch_all(conn).await
         })?;
         tx.commit().await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| r.into_event(Some(tenant)))
-            .collect())
+        Ok(rows.into_iter().map(|r| r.into_event(Some(tenant))).collect())
     }
 
     /// The newest `limit` platform events, newest first.
-    pub async fn recent_platform_audit_events(
-        &self,
-        limit: u32,
-    ) -> Result<Vec<StoredAuditEvent>, StoreError> {
+    pub async fn recent_platform_audit_events(&self, limit: u32) -> Result<Vec<StoredAuditEvent>, StoreError> {
         let sql = format!("SELECT {COMMON} FROM platform_audit_events ORDER BY occurred_at DESC, id DESC LIMIT $1");
         let mut tx = self.platform_tx(false).await?;
         let rows: Vec<AuditRow> = with_conn!(&mut tx.tx, conn => {
@@ -131,10 +120,8 @@ impl Store {
     }
 }
 
-fn push_common<'a, DB>(
-    b: &mut sqlx::query_builder::Separated<'_, 'a, DB, &'static str>,
-    e: &'a AuditEvent,
-) where
+fn push_common<'a, DB>(b: &mut sqlx::query_builder::Separated<'_, 'a, DB, &'static str>, e: &'a AuditEvent)
+where
     DB: sqlx::Database,
     DbUuid: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     DbTime: sqlx::Encode<'a, DB> + sqlx::Type<DB>,

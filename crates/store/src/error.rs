@@ -16,6 +16,10 @@ pub enum StoreError {
     UserNotFound,
     #[error("membership not found")]
     MembershipNotFound,
+    #[error("api key not found")]
+    ApiKeyNotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
     #[error("too many concurrent database operations for this tenant (waited {0:?})")]
     TenantBusy(Duration),
     #[error("database unavailable: {0}")]

@@ -19,8 +19,7 @@ struct MemberRow {
 impl TryFrom<MemberRow> for Member {
     type Error = StoreError;
     fn try_from(r: MemberRow) -> Result<Self, StoreError> {
-        let corrupt =
-            |e: cairn_core::ValidationError| StoreError::Corrupt(format!("memberships: {e}"));
+        let corrupt = |e: cairn_core::ValidationError| StoreError::Corrupt(format!("memberships: {e}"));
         Ok(Member {
             user_id: UserId::from_uuid(r.user_id.0),
             email: Email::parse(&r.email).map_err(corrupt)?,
@@ -37,12 +36,7 @@ const SELECT_MEMBER: &str = "SELECT m.user_id, u.email, u.display_name, m.role, 
 impl Store {
     /// Adds `user` to `tenant`. A missing user is `UserNotFound`; an existing membership
     /// is `MembershipExists`.
-    pub async fn add_member(
-        &self,
-        tenant: TenantId,
-        user: UserId,
-        role: Role,
-    ) -> Result<Member, StoreError> {
+    pub async fn add_member(&self, tenant: TenantId, user: UserId, role: Role) -> Result<Member, StoreError> {
         let mut tx = self.tenant_tx(tenant, true).await?;
         let inserted = with_conn!(&mut tx.tx, conn => {
             sqlx::query("INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
@@ -89,11 +83,7 @@ impl Store {
     }
 
     /// Members of `tenant` ordered by user id; the cursor is the last user id.
-    pub async fn list_members(
-        &self,
-        tenant: TenantId,
-        page: &Page,
-    ) -> Result<Paged<Member>, StoreError> {
+    pub async fn list_members(&self, tenant: TenantId, page: &Page) -> Result<Paged<Member>, StoreError> {
         let after = page
             .after
             .as_deref()
@@ -113,19 +103,12 @@ impl Store {
                 .await
         })?;
         tx.commit().await?;
-        let members = rows
-            .into_iter()
-            .map(Member::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
+        let members = rows.into_iter().map(Member::try_from).collect::<Result<Vec<_>, _>>()?;
         Ok(Paged::from_rows(members, page, |m| m.user_id.to_string()))
     }
 
     /// The role of `user` in `tenant`, if a member.
-    pub async fn member_role(
-        &self,
-        tenant: TenantId,
-        user: UserId,
-    ) -> Result<Option<Role>, StoreError> {
+    pub async fn member_role(&self, tenant: TenantId, user: UserId) -> Result<Option<Role>, StoreError> {
         let mut tx = self.tenant_tx(tenant, false).await?;
         let role: Option<String> = with_conn!(&mut tx.tx, conn => {
             sqlx::query_scalar("SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2")

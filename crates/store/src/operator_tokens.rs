@@ -16,11 +16,7 @@ pub struct OperatorToken {
 }
 
 impl Store {
-    pub async fn create_operator_token(
-        &self,
-        name: &str,
-        digest: &TokenDigest,
-    ) -> Result<OperatorToken, StoreError> {
+    pub async fn create_operator_token(&self, name: &str, digest: &TokenDigest) -> Result<OperatorToken, StoreError> {
         let mut tx = self.platform_tx(true).await?;
         let token = insert(&mut tx, name, digest).await?;
         tx.commit().await?;
@@ -53,10 +49,7 @@ impl Store {
     }
 
     /// Finds the unrevoked token with this digest.
-    pub async fn find_operator_token(
-        &self,
-        digest: &TokenDigest,
-    ) -> Result<Option<OperatorTokenId>, StoreError> {
+    pub async fn find_operator_token(&self, digest: &TokenDigest) -> Result<Option<OperatorTokenId>, StoreError> {
         let mut tx = self.platform_tx(false).await?;
         let row: Option<(DbUuid, String)> = with_conn!(&mut tx.tx, conn => {
             sqlx::query_as("SELECT id, token_digest FROM operator_tokens WHERE token_digest = $1 AND revoked_at IS NULL")
@@ -87,11 +80,7 @@ impl Store {
     }
 }
 
-async fn insert(
-    tx: &mut crate::PlatformTx,
-    name: &str,
-    digest: &TokenDigest,
-) -> Result<OperatorToken, StoreError> {
+async fn insert(tx: &mut crate::PlatformTx, name: &str, digest: &TokenDigest) -> Result<OperatorToken, StoreError> {
     let id = OperatorTokenId::new();
     let now = DbTime::now();
     with_conn!(&mut tx.tx, conn => {

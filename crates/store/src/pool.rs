@@ -158,10 +158,7 @@ impl Store {
         };
         Ok(Self {
             db,
-            limiter: Arc::new(TenantLimiter::new(
-                cfg.tenant_max_concurrency,
-                cfg.acquire_timeout,
-            )),
+            limiter: Arc::new(TenantLimiter::new(cfg.tenant_max_concurrency, cfg.acquire_timeout)),
         })
     }
 
@@ -241,8 +238,8 @@ async fn applied_versions_postgres(conn: &mut sqlx::PgConnection) -> Vec<i64> {
 }
 
 fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
-    let opts = SqliteConnectOptions::from_str(url)
-        .map_err(|e| StoreError::Config(format!("invalid SQLite URL: {e}")))?;
+    let opts =
+        SqliteConnectOptions::from_str(url).map_err(|e| StoreError::Config(format!("invalid SQLite URL: {e}")))?;
     let opts = opts
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
@@ -260,17 +257,13 @@ fn create_dir(dir: &Path) -> Result<(), StoreError> {
     if dir.as_os_str().is_empty() || dir.exists() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir).map_err(|e| {
-        StoreError::Config(format!(
-            "cannot create database folder {}: {e}",
-            dir.display()
-        ))
-    })
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StoreError::Config(format!("cannot create database folder {}: {e}", dir.display())))
 }
 
 fn postgres_options(url: &str) -> Result<PgConnectOptions, StoreError> {
-    let opts = PgConnectOptions::from_str(url)
-        .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
+    let opts =
+        PgConnectOptions::from_str(url).map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
     Ok(opts.application_name("cairn"))
 }
 
@@ -291,10 +284,7 @@ impl TenantLimiter {
         }
     }
 
-    pub(crate) async fn acquire(
-        &self,
-        tenant: TenantId,
-    ) -> Result<OwnedSemaphorePermit, StoreError> {
+    pub(crate) async fn acquire(&self, tenant: TenantId) -> Result<OwnedSemaphorePermit, StoreError> {
         let sem = {
             let mut map = self
                 .semaphores
@@ -336,10 +326,7 @@ mod tests {
             redact_url("postgres://cairn:s3cret@db:5432/cairn"),
             "postgres://cairn:<hidden>@db:5432/cairn"
         );
-        assert_eq!(
-            redact_url("postgres://cairn@db/cairn"),
-            "postgres://cairn@db/cairn"
-        );
+        assert_eq!(redact_url("postgres://cairn@db/cairn"), "postgres://cairn@db/cairn");
         assert_eq!(
             redact_url("sqlite://./cairn-data/cairn.db"),
             "sqlite://./cairn-data/cairn.db"
@@ -348,14 +335,8 @@ mod tests {
 
     #[test]
     fn backend_from_scheme() {
-        assert_eq!(
-            Backend::from_url("sqlite::memory:").ok(),
-            Some(Backend::Sqlite)
-        );
-        assert_eq!(
-            Backend::from_url("postgresql://x/y").ok(),
-            Some(Backend::Postgres)
-        );
+        assert_eq!(Backend::from_url("sqlite::memory:").ok(), Some(Backend::Sqlite));
+        assert_eq!(Backend::from_url("postgresql://x/y").ok(), Some(Backend::Postgres));
         assert!(Backend::from_url("mysql://x/y").is_err());
     }
 }

@@ -1,9 +1,7 @@
 //! The tenants aggregate.
 
 use cairn_core::ids::{TenantId, UserId};
-use cairn_core::tenant::{
-    NewTenant, Plan, Region, Slug, Tenant, TenantName, TenantPatch, TenantStatus,
-};
+use cairn_core::tenant::{NewTenant, Plan, Region, Slug, Tenant, TenantName, TenantPatch, TenantStatus};
 use cairn_core::user::{Role, UserTenant};
 
 use crate::error::is_unique_violation;
@@ -33,12 +31,7 @@ impl TryFrom<TenantRow> for Tenant {
             slug: Slug::parse(&r.slug).map_err(corrupt)?,
             name: TenantName::parse(&r.name).map_err(corrupt)?,
             plan: Plan::parse(&r.plan).map_err(corrupt)?,
-            region: r
-                .region
-                .as_deref()
-                .map(Region::parse)
-                .transpose()
-                .map_err(corrupt)?,
+            region: r.region.as_deref().map(Region::parse).transpose().map_err(corrupt)?,
             status: TenantStatus::parse(&r.status).map_err(corrupt)?,
             created_at: r.created_at.0,
             updated_at: r.updated_at.0,
@@ -56,9 +49,8 @@ struct UserTenantRow {
 impl Store {
     pub async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant, StoreError> {
         let now = DbTime::now();
-        let sql = format!(
-            "INSERT INTO tenants ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {COLUMNS}"
-        );
+        let sql =
+            format!("INSERT INTO tenants ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {COLUMNS}");
         let mut tx = self.platform_tx(true).await?;
         let row: TenantRow = with_conn!(&mut tx.tx, conn => {
             sqlx::query_as(&sql)
@@ -107,27 +99,18 @@ impl Store {
 
     /// All tenants, ordered by slug; the cursor is the last slug of the previous page.
     pub async fn list_tenants(&self, page: &Page) -> Result<Paged<Tenant>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM tenants WHERE ($1 IS NULL OR slug > $1) ORDER BY slug LIMIT $2"
-        );
+        let sql = format!("SELECT {COLUMNS} FROM tenants WHERE ($1 IS NULL OR slug > $1) ORDER BY slug LIMIT $2");
         let mut tx = self.platform_tx(false).await?;
         let rows: Vec<TenantRow> = with_conn!(&mut tx.tx, conn => {
             sqlx::query_as(&sql).bind(page.after.as_deref()).bind(page.fetch_limit()).fetch_all(conn).await
         })?;
         tx.commit().await?;
-        let tenants = rows
-            .into_iter()
-            .map(Tenant::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
+        let tenants = rows.into_iter().map(Tenant::try_from).collect::<Result<Vec<_>, _>>()?;
         Ok(Paged::from_rows(tenants, page, |t| t.slug.to_string()))
     }
 
     /// The tenants `user` belongs to, with the user's role in each, ordered by slug.
-    pub async fn list_tenants_for_user(
-        &self,
-        user: UserId,
-        page: &Page,
-    ) -> Result<Paged<UserTenant>, StoreError> {
+    pub async fn list_tenants_for_user(&self, user: UserId, page: &Page) -> Result<Paged<UserTenant>, StoreError> {
         let sql = "SELECT t.id, t.slug, t.name, t.plan, t.region, t.status, t.created_at, t.updated_at, m.role \
                    FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
                    WHERE m.user_id = $1 AND ($2 IS NULL OR t.slug > $2) ORDER BY t.slug LIMIT $3";
@@ -150,8 +133,7 @@ impl Store {
         let items = rows
             .into_iter()
             .map(|r| {
-                let role = Role::parse(&r.role)
-                    .map_err(|e| StoreError::Corrupt(format!("memberships: {e}")))?;
+                let role = Role::parse(&r.role).map_err(|e| StoreError::Corrupt(format!("memberships: {e}")))?;
                 Ok(UserTenant {
                     tenant: r.tenant.try_into()?,
                     role,
@@ -161,11 +143,7 @@ impl Store {
         Ok(Paged::from_rows(items, page, |t| t.tenant.slug.to_string()))
     }
 
-    pub async fn update_tenant(
-        &self,
-        tenant: TenantId,
-        patch: &TenantPatch,
-    ) -> Result<Tenant, StoreError> {
+    pub async fn update_tenant(&self, tenant: TenantId, patch: &TenantPatch) -> Result<Tenant, StoreError> {
         let sql = format!(
             "UPDATE tenants SET name = COALESCE($2, name), plan = COALESCE($3, plan), \
              status = COALESCE($4, status), updated_at = $5 WHERE id = $1 RETURNING {COLUMNS}"

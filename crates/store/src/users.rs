@@ -7,8 +7,7 @@ use crate::error::is_unique_violation;
 use crate::types::{DbTime, DbUuid};
 use crate::{Page, Paged, Store, StoreError};
 
-const COLUMNS: &str =
-    "id, email, display_name, password_hash IS NOT NULL AS has_password, created_at";
+const COLUMNS: &str = "id, email, display_name, password_hash IS NOT NULL AS has_password, created_at";
 
 #[derive(sqlx::FromRow)]
 struct UserRow {
@@ -46,10 +45,7 @@ impl std::fmt::Debug for NewUser {
         f.debug_struct("NewUser")
             .field("email", &self.email)
             .field("display_name", &self.display_name)
-            .field(
-                "password_hash",
-                &self.password_hash.as_ref().map(|_| "<hidden>"),
-            )
+            .field("password_hash", &self.password_hash.as_ref().map(|_| "<hidden>"))
             .finish()
     }
 }
@@ -105,18 +101,13 @@ impl Store {
 
     /// All users ordered by e-mail; the cursor is the last e-mail of the previous page.
     pub async fn list_users(&self, page: &Page) -> Result<Paged<User>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM users WHERE ($1 IS NULL OR email > $1) ORDER BY email LIMIT $2"
-        );
+        let sql = format!("SELECT {COLUMNS} FROM users WHERE ($1 IS NULL OR email > $1) ORDER BY email LIMIT $2");
         let mut tx = self.platform_tx(false).await?;
         let rows: Vec<UserRow> = with_conn!(&mut tx.tx, conn => {
             sqlx::query_as(&sql).bind(page.after.as_deref()).bind(page.fetch_limit()).fetch_all(conn).await
         })?;
         tx.commit().await?;
-        let users = rows
-            .into_iter()
-            .map(User::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
+        let users = rows.into_iter().map(User::try_from).collect::<Result<Vec<_>, _>>()?;
         Ok(Paged::from_rows(users, page, |u| u.email.to_string()))
     }
 }

@@ -40,8 +40,6 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     };
     (
         status,
-        Json(
-            json!({ "status": if up { "ready" } else { "not_ready" }, "checks": { "database": database } }),
-        ),
+        Json(json!({ "status": if up { "ready" } else { "not_ready" }, "checks": { "database": database } })),
     )
 }

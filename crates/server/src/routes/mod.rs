@@ -1,6 +1,7 @@
 //! HTTP routes. Handlers only extract, call one service function and wrap the result.
 
 mod health;
+mod keys;
 mod members;
 mod tenants;
 mod users;
@@ -19,20 +20,19 @@ pub fn router() -> Router<AppState> {
         .route("/tenants", post(tenants::create).get(tenants::list))
         .route(
             "/tenants/{slug}",
-            get(tenants::show)
-                .patch(tenants::update)
-                .delete(tenants::delete),
+            get(tenants::show).patch(tenants::update).delete(tenants::delete),
         )
         .route(
             "/tenants/{slug}/members",
-            post(members::add)
-                .get(members::list)
-                .delete(members::remove_by_body),
+            post(members::add).get(members::list).delete(members::remove_by_body),
         )
         .route(
             "/tenants/{slug}/members/{user_id}",
             axum::routing::delete(members::remove),
         )
+        .route("/tenants/{slug}/keys", post(keys::create).get(keys::list))
+        .route("/tenants/{slug}/keys/{id}", get(keys::show).delete(keys::revoke))
+        .route("/tenants/{slug}/keys/{id}/rotate", post(keys::rotate))
         .route("/users", post(users::create).get(users::list))
         .route("/users/{id}", get(users::show))
         .route("/users/{id}/tenants", get(users::tenants))
@@ -50,10 +50,7 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        Code::MethodNotAllowed,
-        "method not allowed on this resource",
-    )
+    ApiError::new(Code::MethodNotAllowed, "method not allowed on this resource")
 }
 
 /// 201 with the created resource.

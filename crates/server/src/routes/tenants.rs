@@ -23,10 +23,7 @@ pub async fn list(
     tenants::list(&ctx, query).await.map(Json)
 }
 
-pub async fn show(
-    OperatorCtx(ctx): OperatorCtx,
-    ApiPath(slug): ApiPath<String>,
-) -> Result<Json<Tenant>, ApiError> {
+pub async fn show(OperatorCtx(ctx): OperatorCtx, ApiPath(slug): ApiPath<String>) -> Result<Json<Tenant>, ApiError> {
     tenants::resolve(&ctx, &slug).await.map(Json)
 }
 
@@ -38,11 +35,6 @@ pub async fn update(
     tenants::update(&ctx, &slug, body).await.map(Json)
 }
 
-pub async fn delete(
-    OperatorCtx(ctx): OperatorCtx,
-    ApiPath(slug): ApiPath<String>,
-) -> Result<StatusCode, ApiError> {
-    tenants::delete(&ctx, &slug)
-        .await
-        .map(|()| StatusCode::NO_CONTENT)
+pub async fn delete(OperatorCtx(ctx): OperatorCtx, ApiPath(slug): ApiPath<String>) -> Result<StatusCode, ApiError> {
+    tenants::delete(&ctx, &slug).await.map(|()| StatusCode::NO_CONTENT)
 }

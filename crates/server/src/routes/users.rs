@@ -24,10 +24,7 @@ pub async fn list(
     users::list(&ctx, &params).await.map(Json)
 }
 
-pub async fn show(
-    OperatorCtx(ctx): OperatorCtx,
-    ApiPath(id): ApiPath<String>,
-) -> Result<Json<User>, ApiError> {
+pub async fn show(OperatorCtx(ctx): OperatorCtx, ApiPath(id): ApiPath<String>) -> Result<Json<User>, ApiError> {
     users::get(&ctx, &id).await.map(Json)
 }
 

@@ -49,9 +49,5 @@ pub async fn remove(ctx: &Ctx, slug: &str, user: &str) -> Result<(), ApiError> {
 
 pub async fn list(ctx: &Ctx, slug: &str, params: &ListParams) -> Result<List<Member>, ApiError> {
     let tenant = super::tenants::resolve(ctx, slug).await?;
-    Ok(ctx
-        .store()
-        .list_members(tenant.id, &params.page())
-        .await?
-        .into())
+    Ok(ctx.store().list_members(tenant.id, &params.page()).await?.into())
 }

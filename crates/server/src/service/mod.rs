@@ -1,6 +1,7 @@
 //! Operations shared by the REST API and the CLI: validate input, call the store, emit
 //! audit events. Handlers and CLI commands are thin wrappers around these.
 
+pub mod api_keys;
 pub mod members;
 pub mod operator_tokens;
 pub mod tenants;

@@ -22,10 +22,7 @@ pub struct IssuedToken {
 pub async fn create(ctx: &Ctx, name: &str) -> Result<IssuedToken, ApiError> {
     let name = cairn_core::validate_text("name", name, 100)?;
     let minted = mint_token(OPERATOR_TOKEN_PREFIX);
-    let record = ctx
-        .store()
-        .create_operator_token(&name, &minted.digest)
-        .await?;
+    let record = ctx.store().create_operator_token(&name, &minted.digest).await?;
     let event = ctx
         .event("operator_token.created", Outcome::Success)
         .target(record.id.to_string())
@@ -41,10 +38,7 @@ pub async fn create(ctx: &Ctx, name: &str) -> Result<IssuedToken, ApiError> {
 /// and returns it so the caller can print it once. `None` when tokens already exist.
 pub async fn bootstrap(store: &Store, path: &Path) -> Result<Option<IssuedToken>, BootstrapError> {
     let minted = mint_token(OPERATOR_TOKEN_PREFIX);
-    let Some(record) = store
-        .create_first_operator_token("bootstrap", &minted.digest)
-        .await?
-    else {
+    let Some(record) = store.create_first_operator_token("bootstrap", &minted.digest).await? else {
         return Ok(None);
     };
     write_secret_file(path, minted.plaintext.expose_secret())
@@ -75,7 +69,7 @@ pub enum BootstrapError {
     File(String, #[source] std::io::Error),
 }
 
-fn write_secret_file(path: &Path, contents: &str) -> std::io::Result<()> {
+pub(crate) fn write_secret_file(path: &Path, contents: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

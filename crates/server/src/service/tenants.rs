@@ -1,8 +1,6 @@
 use cairn_core::audit::Outcome;
 use cairn_core::ids::UserId;
-use cairn_core::tenant::{
-    NewTenant, Plan, Region, Slug, Tenant, TenantName, TenantPatch, TenantStatus,
-};
+use cairn_core::tenant::{NewTenant, Plan, Region, Slug, Tenant, TenantName, TenantPatch, TenantStatus};
 use cairn_core::user::UserTenant;
 use serde::Deserialize;
 use serde_json::json;
@@ -41,12 +39,7 @@ pub async fn create(ctx: &Ctx, input: CreateTenant) -> Result<Tenant, ApiError> 
     let new = NewTenant {
         slug: Slug::parse(&input.slug)?,
         name: TenantName::parse(&input.name)?,
-        plan: input
-            .plan
-            .as_deref()
-            .map(Plan::parse)
-            .transpose()?
-            .unwrap_or_default(),
+        plan: input.plan.as_deref().map(Plan::parse).transpose()?.unwrap_or_default(),
         region: input.region.as_deref().map(Region::parse).transpose()?,
     };
     let tenant = ctx.store().create_tenant(&new).await?;
@@ -62,8 +55,7 @@ pub async fn create(ctx: &Ctx, input: CreateTenant) -> Result<Tenant, ApiError> 
 /// Resolves a slug from a URL or the CLI. A malformed slug cannot name a tenant, so it
 /// is reported as not found rather than as a validation error.
 pub async fn resolve(ctx: &Ctx, slug: &str) -> Result<Tenant, ApiError> {
-    let slug =
-        Slug::parse(slug).map_err(|_| ApiError::new(Code::TenantNotFound, "tenant not found"))?;
+    let slug = Slug::parse(slug).map_err(|_| ApiError::new(Code::TenantNotFound, "tenant not found"))?;
     Ok(ctx.store().get_tenant_by_slug(&slug).await?)
 }
 
@@ -90,17 +82,9 @@ pub async fn list(ctx: &Ctx, query: TenantQuery) -> Result<List<serde_json::Valu
     }
 }
 
-pub async fn list_for_user(
-    ctx: &Ctx,
-    user: &str,
-    params: &ListParams,
-) -> Result<List<UserTenant>, ApiError> {
+pub async fn list_for_user(ctx: &Ctx, user: &str, params: &ListParams) -> Result<List<UserTenant>, ApiError> {
     let user = UserId::parse("user_id", user)?;
-    Ok(ctx
-        .store()
-        .list_tenants_for_user(user, &params.page())
-        .await?
-        .into())
+    Ok(ctx.store().list_tenants_for_user(user, &params.page()).await?.into())
 }
 
 fn to_values<T: serde::Serialize>(items: &[T]) -> Result<Vec<serde_json::Value>, ApiError> {
@@ -114,11 +98,7 @@ pub async fn update(ctx: &Ctx, slug: &str, input: UpdateTenant) -> Result<Tenant
     let patch = TenantPatch {
         name: input.name.as_deref().map(TenantName::parse).transpose()?,
         plan: input.plan.as_deref().map(Plan::parse).transpose()?,
-        status: input
-            .status
-            .as_deref()
-            .map(TenantStatus::parse)
-            .transpose()?,
+        status: input.status.as_deref().map(TenantStatus::parse).transpose()?,
     };
     let before = resolve(ctx, slug).await?;
     let after = ctx.store().update_tenant(before.id, &patch).await?;
@@ -131,9 +111,7 @@ pub async fn update(ctx: &Ctx, slug: &str, input: UpdateTenant) -> Result<Tenant
         .event(action, Outcome::Success)
         .tenant(after.id)
         .target(after.id.to_string())
-        .details(
-            json!({ "name": input.name.is_some(), "plan": after.plan, "status": after.status }),
-        );
+        .details(json!({ "name": input.name.is_some(), "plan": after.plan, "status": after.status }));
     ctx.audit(event).await;
     Ok(after)
 }

@@ -59,8 +59,7 @@ pub async fn create(ctx: &Ctx, input: CreateUser) -> Result<User, ApiError> {
 }
 
 pub async fn get(ctx: &Ctx, id: &str) -> Result<User, ApiError> {
-    let id = UserId::parse("user_id", id)
-        .map_err(|_| ApiError::from(cairn_store::StoreError::UserNotFound))?;
+    let id = UserId::parse("user_id", id).map_err(|_| ApiError::from(cairn_store::StoreError::UserNotFound))?;
     Ok(ctx.store().get_user(id).await?)
 }
 

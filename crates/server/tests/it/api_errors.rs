@@ -42,15 +42,7 @@ async fn malformed_bodies() {
         b"{\"slug\":\"acme\",}",
         b"\xff\xfe",
     ] {
-        let (status, _, body) = raw(
-            &app,
-            Method::POST,
-            "/api/v1/tenants",
-            t,
-            json_ct,
-            garbage.to_vec(),
-        )
-        .await;
+        let (status, _, body) = raw(&app, Method::POST, "/api/v1/tenants", t, json_ct, garbage.to_vec()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{garbage:?} -> {body}");
         assert_eq!(body["error"]["code"], "invalid_json");
     }
@@ -65,19 +57,10 @@ async fn malformed_bodies() {
     .await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(body["error"]["code"], "unsupported_media_type");
-    let (status, _, body) = raw(
-        &app,
-        Method::POST,
-        "/api/v1/tenants",
-        t,
-        json_ct,
-        b"[1,2]".to_vec(),
-    )
-    .await;
+    let (status, _, body) = raw(&app, Method::POST, "/api/v1/tenants", t, json_ct, b"[1,2]".to_vec()).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 
-    let huge =
-        serde_json::to_vec(&json!({"slug": "acme", "name": "x".repeat(3 * 1024 * 1024)})).unwrap();
+    let huge = serde_json::to_vec(&json!({"slug": "acme", "name": "x".repeat(3 * 1024 * 1024)})).unwrap();
     let (status, _, body) = raw(&app, Method::POST, "/api/v1/tenants", t, json_ct, huge).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert_eq!(body["error"]["code"], "payload_too_large");
@@ -98,15 +81,7 @@ async fn authentication_is_required() {
         Some("cairn_op_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
         Some(forged.as_str()),
     ] {
-        let (status, headers, err) = raw(
-            &app,
-            Method::POST,
-            "/api/v1/tenants",
-            token,
-            ct,
-            body.clone(),
-        )
-        .await;
+        let (status, headers, err) = raw(&app, Method::POST, "/api/v1/tenants", token, ct, body.clone()).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:?}");
         assert_eq!(headers[WWW_AUTHENTICATE], "Bearer");
         assert_eq!(err["error"]["code"], "unauthorized");
@@ -120,11 +95,7 @@ async fn authentication_is_required() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    for path in [
-        "/api/v1/tenants",
-        "/api/v1/users",
-        "/api/v1/tenants/acme/members",
-    ] {
+    for path in ["/api/v1/tenants", "/api/v1/users", "/api/v1/tenants/acme/members"] {
         let (status, _, _) = raw(&app, Method::GET, path, None, None, Vec::new()).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
     }
@@ -138,9 +109,7 @@ async fn unknown_routes_and_methods_answer_json() {
     let (status, body) = app.get("/api/v1/nothing-here").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");
-    let (status, body) = app
-        .call(Method::PUT, "/api/v1/tenants", Some(json!({})))
-        .await;
+    let (status, body) = app.call(Method::PUT, "/api/v1/tenants", Some(json!({}))).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(body["error"]["code"], "method_not_allowed");
 }
@@ -148,12 +117,7 @@ async fn unknown_routes_and_methods_answer_json() {
 #[tokio::test]
 async fn request_ids_are_echoed() {
     let app = TestApp::start().await;
-    let resp = app
-        .client
-        .get(app.url("/health/live"))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.client.get(app.url("/health/live")).send().await.unwrap();
     let generated = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(generated.len(), 36);
     let resp = app
@@ -179,25 +143,17 @@ async fn cors_follows_the_allow_list() {
         .unwrap();
     assert!(resp.headers().get(ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
 
-    let open =
-        TestApp::start_with(|c| c.cors_allowed_origins = vec!["https://console.example".into()])
-            .await;
+    let open = TestApp::start_with(|c| c.cors_allowed_origins = vec!["https://console.example".into()]).await;
     let preflight = |origin: &'static str| {
         open.client
             .request(Method::OPTIONS, open.url("/api/v1/tenants"))
             .header("origin", origin)
             .header("access-control-request-method", "POST")
-            .header(
-                "access-control-request-headers",
-                "authorization,content-type",
-            )
+            .header("access-control-request-headers", "authorization,content-type")
             .send()
     };
     let ok = preflight("https://console.example").await.unwrap();
-    assert_eq!(
-        ok.headers()[ACCESS_CONTROL_ALLOW_ORIGIN],
-        "https://console.example"
-    );
+    assert_eq!(ok.headers()[ACCESS_CONTROL_ALLOW_ORIGIN], "https://console.example");
     let denied = preflight("https://evil.example").await.unwrap();
     assert!(denied.headers().get(ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
 }

@@ -51,14 +51,8 @@ async fn admin_actions_are_audited_with_request_ids() {
         .map(|e| (e.action.as_str(), e.outcome.as_str()))
         .collect();
     assert!(actions.contains(&("auth.failed", "denied")), "{actions:?}");
-    assert!(
-        actions.contains(&("user.created", "success")),
-        "{actions:?}"
-    );
-    assert!(
-        actions.contains(&("operator_token.created", "success")),
-        "{actions:?}"
-    );
+    assert!(actions.contains(&("user.created", "success")), "{actions:?}");
+    assert!(actions.contains(&("operator_token.created", "success")), "{actions:?}");
     let text = serde_json::to_string(&platform).unwrap();
     assert!(
         !text.contains(&app.token) && !text.contains("cairn_op_wrong"),
@@ -97,11 +91,5 @@ async fn audit_writes_are_batched_and_complete_under_concurrency() {
         .recent_audit_events(s(&tenant["id"]).parse().unwrap(), 100)
         .await
         .unwrap();
-    assert_eq!(
-        events
-            .iter()
-            .filter(|e| e.action == "tenant.updated")
-            .count(),
-        40
-    );
+    assert_eq!(events.iter().filter(|e| e.action == "tenant.updated").count(), 40);
 }

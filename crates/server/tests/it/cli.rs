@@ -10,50 +10,31 @@ use crate::common::{s, TestApp, TestDb};
 fn cairn(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Output {
     let data_dir = db.dir.path().join("cli-data");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    cmd.args([
-        "--database-url",
-        &db.url,
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-    ])
-    .args(args)
-    .env_remove("DATABASE_URL")
-    .current_dir(db.dir.path())
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    cmd.args(["--database-url", &db.url, "--data-dir", data_dir.to_str().unwrap()])
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .current_dir(db.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     }
     drop(child.stdin.take());
     child.wait_with_output().unwrap()
 }
 
 fn ok_json(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 #[tokio::test]
 async fn cli_manages_tenants_users_and_members() {
     let db = TestDb::create().await;
     let migrate = cairn(&db, &["migrate"], None);
-    assert!(
-        migrate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrate.stderr)
-    );
+    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
     let again = cairn(&db, &["migrate"], None);
     assert!(String::from_utf8_lossy(&again.stdout).contains("none pending"));
 
@@ -80,17 +61,11 @@ async fn cli_manages_tenants_users_and_members() {
     let uid = s(&user["id"]);
     let member = ok_json(&cairn(
         &db,
-        &[
-            "member", "add", "--tenant", "acme", "--user", uid, "--role", "admin",
-        ],
+        &["member", "add", "--tenant", "acme", "--user", uid, "--role", "admin"],
         None,
     ));
     assert_eq!(member["role"], "admin");
-    let list = ok_json(&cairn(
-        &db,
-        &["tenant", "list", "--user", uid, "--json"],
-        None,
-    ));
+    let list = ok_json(&cairn(&db, &["tenant", "list", "--user", uid, "--json"], None));
     assert_eq!(list["data"][0]["slug"], "acme");
     assert_eq!(list["data"][0]["role"], "admin");
     let table = cairn(&db, &["tenant", "list"], None);
@@ -98,18 +73,10 @@ async fn cli_manages_tenants_users_and_members() {
     let shown = ok_json(&cairn(&db, &["tenant", "show", "acme"], None));
     assert_eq!(shown["id"], tenant["id"]);
 
-    let dup = cairn(
-        &db,
-        &["tenant", "create", "--slug", "acme", "--name", "Again"],
-        None,
-    );
+    let dup = cairn(&db, &["tenant", "create", "--slug", "acme", "--name", "Again"], None);
     assert_eq!(dup.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&dup.stderr).contains("tenant_slug_taken"));
-    let bad = cairn(
-        &db,
-        &["tenant", "create", "--slug", "A", "--name", "x"],
-        None,
-    );
+    let bad = cairn(&db, &["tenant", "create", "--slug", "A", "--name", "x"], None);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid_field"));
     let missing = cairn(&db, &["tenant", "show", "nope"], None);
@@ -119,16 +86,8 @@ async fn cli_manages_tenants_users_and_members() {
 #[tokio::test]
 async fn cli_token_authenticates_against_the_server() {
     let app = TestApp::start().await;
-    let out = cairn(
-        &app.db,
-        &["operator", "token", "create", "--name", "laptop"],
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = cairn(&app.db, &["operator", "token", "create", "--name", "laptop"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert!(token.starts_with("cairn_op_"));
     let resp = app

@@ -102,9 +102,7 @@ impl Drop for TestDb {
 
 /// Replaces the database name of a PostgreSQL URL.
 pub fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
     let base = match base[scheme_end..].find('/') {
         Some(i) => &base[..scheme_end + i],
@@ -192,16 +190,8 @@ impl TestApp {
 
     /// Sends a request with the operator token; returns status and JSON body (Null if
     /// the body is empty).
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .client
-            .request(method, self.url(path))
-            .bearer_auth(&self.token);
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, self.url(path)).bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -227,10 +217,7 @@ impl TestApp {
     /// Creates a tenant and returns its JSON.
     pub async fn tenant(&self, slug: &str) -> Value {
         let (status, body) = self
-            .post(
-                "/api/v1/tenants",
-                serde_json::json!({"slug": slug, "name": slug}),
-            )
+            .post("/api/v1/tenants", serde_json::json!({"slug": slug, "name": slug}))
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
@@ -253,9 +240,7 @@ impl TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let TestApp {
-            state, task, db, ..
-        } = self;
+        let TestApp { state, task, db, .. } = self;
         let store = state.store.clone();
         // The server's audit writer ends when the last sink (this one included) is gone.
         drop(state);

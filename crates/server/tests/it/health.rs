@@ -14,19 +14,9 @@ use crate::common::{backend, config_for, TestApp, TestDb};
 #[tokio::test]
 async fn live_and_ready() {
     let app = TestApp::start().await;
-    let resp = app
-        .client
-        .get(app.url("/health/live"))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.client.get(app.url("/health/live")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let resp = app
-        .client
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.client.get(app.url("/health/ready")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["status"], "ready");
@@ -89,13 +79,7 @@ impl Outage {
 async fn wait_for_ready_status(app: &TestApp, want: StatusCode, within: Duration) -> Duration {
     let started = Instant::now();
     loop {
-        let status = app
-            .client
-            .get(app.url("/health/ready"))
-            .send()
-            .await
-            .unwrap()
-            .status();
+        let status = app.client.get(app.url("/health/ready")).send().await.unwrap().status();
         if status == want {
             return started.elapsed();
         }
@@ -115,16 +99,13 @@ async fn ready_follows_a_postgres_outage_and_recovers_without_restart() {
     }
     let db = TestDb::create().await;
     let url = url::Url::parse(&db.url).unwrap();
-    let upstream: SocketAddr =
-        format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432))
-            .parse()
-            .unwrap();
+    let upstream: SocketAddr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432))
+        .parse()
+        .unwrap();
     let proxy = Outage::start(upstream).await;
     let mut config = config_for(&db);
     // Migrate directly, then let the server reach the database only through the proxy.
-    cairn_store::pool::migrate(&config.store_config())
-        .await
-        .unwrap();
+    cairn_store::pool::migrate(&config.store_config()).await.unwrap();
     let mut via_proxy = url.clone();
     via_proxy.set_port(Some(proxy.addr.port())).unwrap();
     config.database_url = Some(via_proxy.to_string());
@@ -133,12 +114,7 @@ async fn ready_follows_a_postgres_outage_and_recovers_without_restart() {
     wait_for_ready_status(&app, StatusCode::OK, Duration::from_secs(5)).await;
 
     proxy.set_down(true);
-    let took = wait_for_ready_status(
-        &app,
-        StatusCode::SERVICE_UNAVAILABLE,
-        Duration::from_secs(10),
-    )
-    .await;
+    let took = wait_for_ready_status(&app, StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(10)).await;
     eprintln!("not ready after {took:?}");
     let body: Value = app
         .client

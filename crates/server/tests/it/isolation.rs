@@ -81,10 +81,7 @@ async fn store_methods_never_cross_tenants() {
         2,
         "B untouched"
     );
-    assert_eq!(
-        store.get_tenant_by_id(a).await.unwrap().slug.as_str(),
-        "tenant-a"
-    );
+    assert_eq!(store.get_tenant_by_id(a).await.unwrap().slug.as_str(), "tenant-a");
 }
 
 #[tokio::test]
@@ -189,10 +186,7 @@ async fn every_tenant_table_forces_row_level_security() {
     .fetch_all(&mut conn)
     .await
     .unwrap();
-    assert!(
-        bad.is_empty(),
-        "tenant_id must lead the primary key of {bad:?}"
-    );
+    assert!(bad.is_empty(), "tenant_id must lead the primary key of {bad:?}");
 }
 
 #[tokio::test]
@@ -212,8 +206,5 @@ async fn one_tenant_cannot_take_every_connection() {
     assert!(other.is_ok(), "tenant B is unaffected by A's load");
     drop(other);
     drop(_t1);
-    assert!(
-        store.tenant_tx(a, false).await.is_ok(),
-        "a released permit is reusable"
-    );
+    assert!(store.tenant_tx(a, false).await.is_ok(), "a released permit is reusable");
 }

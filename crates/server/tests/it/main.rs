@@ -10,6 +10,7 @@ mod audit;
 mod cli;
 mod health;
 mod isolation;
+mod keys;
 mod logs;
 mod members;
 mod operator;

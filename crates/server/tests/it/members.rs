@@ -57,19 +57,11 @@ async fn membership_lifecycle_and_tenants_for_user() {
     assert_eq!(members["data"], json!([]));
 
     let (status, _) = app
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/tenants/acme/members/{ada_id}"),
-            None,
-        )
+        .call(Method::DELETE, &format!("/api/v1/tenants/acme/members/{ada_id}"), None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, body) = app
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/tenants/acme/members/{ada_id}"),
-            None,
-        )
+        .call(Method::DELETE, &format!("/api/v1/tenants/acme/members/{ada_id}"), None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "membership_not_found");

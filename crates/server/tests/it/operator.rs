@@ -33,9 +33,7 @@ async fn first_start_writes_a_private_token_file_once() {
 #[tokio::test]
 async fn operators_can_mint_more_tokens() {
     let app = TestApp::start().await;
-    let (status, body) = app
-        .post("/api/v1/operator/tokens", json!({"name": "ci"}))
-        .await;
+    let (status, body) = app.post("/api/v1/operator/tokens", json!({"name": "ci"})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let second = s(&body["token"]).to_owned();
     assert!(second.starts_with("cairn_op_") && second != app.token);
@@ -47,8 +45,6 @@ async fn operators_can_mint_more_tokens() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let (status, _) = app
-        .post("/api/v1/operator/tokens", json!({"name": ""}))
-        .await;
+    let (status, _) = app.post("/api/v1/operator/tokens", json!({"name": ""})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }

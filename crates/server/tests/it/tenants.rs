@@ -84,9 +84,7 @@ async fn invalid_fields_are_422_and_create_nothing() {
         assert_eq!(body["error"]["code"], "invalid_field", "{case}");
         assert!(!s(&body["error"]["message"]).is_empty());
     }
-    let (status, body) = app
-        .post("/api/v1/tenants", json!({"slug": "ab", "name": "x"}))
-        .await;
+    let (status, body) = app.post("/api/v1/tenants", json!({"slug": "ab", "name": "x"})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["field"], "slug");
     let (status, body) = app

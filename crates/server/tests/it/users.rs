@@ -17,18 +17,13 @@ async fn create_and_get_user() {
     assert_eq!(user["email"], "ada@example.com");
     assert_eq!(user["has_password"], true);
     let text = user.to_string();
-    assert!(
-        !text.contains("analytical") && !text.contains("argon2"),
-        "{text}"
-    );
+    assert!(!text.contains("analytical") && !text.contains("argon2"), "{text}");
 
     let (status, fetched) = app.get(&format!("/api/v1/users/{}", s(&user["id"]))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(fetched, user);
 
-    let (status, body) = app
-        .get("/api/v1/users/usr_00000000000000000000000000000000")
-        .await;
+    let (status, body) = app.get("/api/v1/users/usr_00000000000000000000000000000000").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "user_not_found");
     let (status, _) = app.get("/api/v1/users/not-an-id").await;
