@@ -182,6 +182,8 @@ pub struct Tenant {
     pub plan: Plan,
     pub region: Option<Region>,
     pub status: TenantStatus,
+    /// Serves the MCP conformance fixtures without authentication (operator-only).
+    pub conformance_fixtures: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -201,4 +203,5 @@ pub struct TenantPatch {
     pub name: Option<TenantName>,
     pub plan: Option<Plan>,
     pub status: Option<TenantStatus>,
+    pub conformance_fixtures: Option<bool>,
 }

@@ -85,6 +85,9 @@ pub enum TenantCmd {
         plan: Option<String>,
         #[arg(long)]
         status: Option<String>,
+        /// Serve the MCP conformance fixtures without authentication (testing only).
+        #[arg(long)]
+        conformance_fixtures: Option<bool>,
     },
     /// Delete a tenant and everything it owns.
     Delete { slug: String },
@@ -371,7 +374,20 @@ async fn tenant(cmd: TenantCmd, ctx: &Ctx) -> Result<(), CliError> {
             name,
             plan,
             status,
-        } => print_json(&tenants::update(ctx, &slug, tenants::UpdateTenant { name, plan, status }).await?),
+            conformance_fixtures,
+        } => print_json(
+            &tenants::update(
+                ctx,
+                &slug,
+                tenants::UpdateTenant {
+                    name,
+                    plan,
+                    status,
+                    conformance_fixtures,
+                },
+            )
+            .await?,
+        ),
         TenantCmd::Delete { slug } => {
             tenants::delete(ctx, &slug).await?;
             eprintln!("tenant {slug} deleted");

@@ -65,6 +65,12 @@ pub struct Config {
     pub default_tier: String,
     /// Rate-limit and quota tiers by name.
     pub tiers: BTreeMap<String, TierConfig>,
+    /// Calls per minute one tenant may burst to across all its keys.
+    pub tenant_burst_per_minute: u32,
+    /// Hosts accepted in the `Host` header of MCP requests (DNS-rebinding protection).
+    /// Default: localhost, 127.0.0.1, ::1 and the hosts of `listen` and `public_url`.
+    #[serde(deserialize_with = "string_or_list")]
+    pub mcp_allowed_hosts: Vec<String>,
 }
 
 /// Limits of one tier.
@@ -117,6 +123,8 @@ impl Default for Config {
             api_key_cache_ttl_secs: 60,
             default_tier: "starter".into(),
             tiers: default_tiers(),
+            tenant_burst_per_minute: 12_000,
+            mcp_allowed_hosts: Vec::new(),
         }
     }
 }
@@ -241,6 +249,9 @@ impl Config {
         if self.body_limit_bytes < 1024 {
             return Err(invalid("body_limit_bytes", "must be at least 1024"));
         }
+        if self.tenant_burst_per_minute == 0 {
+            return Err(invalid("tenant_burst_per_minute", "must be at least 1"));
+        }
         if self.ready_timeout_ms == 0 {
             return Err(invalid("ready_timeout_ms", "must be at least 1"));
         }
@@ -308,6 +319,24 @@ impl Config {
             .iter()
             .filter_map(|o| normalise_origin(o).ok())
             .collect()
+    }
+
+    /// Hosts MCP requests may name; see `mcp_allowed_hosts`.
+    pub fn mcp_hosts(&self) -> Vec<String> {
+        if !self.mcp_allowed_hosts.is_empty() {
+            return self.mcp_allowed_hosts.clone();
+        }
+        let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+        let listen = self.listen.ip();
+        if !listen.is_unspecified() {
+            hosts.push(listen.to_string());
+        }
+        if let Some(host) = self.public_url.as_ref().and_then(|u| u.host_str()) {
+            hosts.push(host.trim_start_matches('[').trim_end_matches(']').to_owned());
+        }
+        hosts.sort();
+        hosts.dedup();
+        hosts
     }
 
     pub fn tier_names(&self) -> String {

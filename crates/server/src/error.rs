@@ -17,6 +17,7 @@ pub enum Code {
     PayloadTooLarge,
     Unauthorized,
     Forbidden,
+    InsufficientScope,
     NotFound,
     TenantNotFound,
     UserNotFound,
@@ -41,7 +42,7 @@ impl Code {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::InsufficientScope => StatusCode::FORBIDDEN,
             Self::NotFound
             | Self::TenantNotFound
             | Self::UserNotFound
@@ -63,6 +64,7 @@ impl Code {
             Self::PayloadTooLarge => "payload_too_large",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
+            Self::InsufficientScope => "insufficient_scope",
             Self::NotFound => "not_found",
             Self::TenantNotFound => "tenant_not_found",
             Self::UserNotFound => "user_not_found",
@@ -219,6 +221,7 @@ mod tests {
             Code::PayloadTooLarge,
             Code::Unauthorized,
             Code::Forbidden,
+            Code::InsufficientScope,
             Code::NotFound,
             Code::TenantNotFound,
             Code::UserNotFound,

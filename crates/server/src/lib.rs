@@ -11,6 +11,8 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod keys;
+pub mod limits;
+pub mod mcp;
 mod routes;
 pub mod service;
 pub mod state;
@@ -45,21 +47,24 @@ pub fn app(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
     let cors = cors_layer(&state.config);
     let request_id = HeaderName::from_static("x-request-id");
-    routes::router().with_state(state).layer(
-        ServiceBuilder::new()
-            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-            .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(telemetry::make_span)
-                    .on_request(())
-                    .on_response(telemetry::on_response)
-                    .on_failure(telemetry::on_failure),
-            )
-            .layer(PropagateRequestIdLayer::new(request_id))
-            .layer(CatchPanicLayer::custom(|_| panic_response()))
-            .option_layer(cors)
-            .layer(DefaultBodyLimit::max(body_limit)),
-    )
+    routes::router()
+        .merge(mcp::router(state.clone()))
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(telemetry::make_span)
+                        .on_request(())
+                        .on_response(telemetry::on_response)
+                        .on_failure(telemetry::on_failure),
+                )
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(CatchPanicLayer::custom(|_| panic_response()))
+                .option_layer(cors)
+                .layer(DefaultBodyLimit::max(body_limit)),
+        )
 }
 
 fn panic_response() -> Response {

@@ -1,12 +1,15 @@
 use std::sync::Arc;
 
 use cairn_core::audit::{Actor, AuditEvent, Outcome};
-use cairn_store::Store;
+use cairn_core::tenant::{Slug, Tenant};
+use cairn_store::{Store, StoreError};
+use moka::sync::Cache;
 
 use crate::audit::AuditSink;
 use crate::config::Config;
 use crate::extract::RequestMeta;
 use crate::keys::KeyVerifier;
+use crate::limits::Limits;
 
 /// Shared by every handler, the CLI and the workers. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -15,6 +18,42 @@ pub struct AppState {
     pub audit: AuditSink,
     pub config: Arc<Config>,
     pub keys: Arc<KeyVerifier>,
+    pub limits: Arc<Limits>,
+    pub tenants: TenantCache,
+}
+
+/// Slug → tenant for the MCP hot path, for a few seconds. Updates and deletions on this
+/// replica evict at once; other replicas notice within the TTL.
+#[derive(Clone, Debug)]
+pub struct TenantCache(Cache<String, Option<Arc<Tenant>>>);
+
+impl TenantCache {
+    fn new() -> Self {
+        Self(
+            Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(10))
+                .build(),
+        )
+    }
+
+    pub async fn get(&self, store: &Store, slug: &str) -> Result<Option<Arc<Tenant>>, StoreError> {
+        if let Some(hit) = self.0.get(slug) {
+            return Ok(hit);
+        }
+        let Ok(parsed) = Slug::parse(slug) else { return Ok(None) };
+        let tenant = match store.get_tenant_by_slug(&parsed).await {
+            Ok(t) => Some(Arc::new(t)),
+            Err(StoreError::TenantNotFound) => None,
+            Err(e) => return Err(e),
+        };
+        self.0.insert(slug.to_owned(), tenant.clone());
+        Ok(tenant)
+    }
+
+    pub fn evict(&self, slug: &str) {
+        self.0.invalidate(slug);
+    }
 }
 
 impl AppState {
@@ -23,11 +62,14 @@ impl AppState {
         let pepper = crate::keys::load_or_create_pepper(config.api_key_pepper.as_deref(), &config.data_dir)?;
         let ttl = std::time::Duration::from_secs(config.api_key_cache_ttl_secs);
         let keys = Arc::new(KeyVerifier::new(cairn_core::api_key::KeyHasher::new(pepper), ttl));
+        let limits = Arc::new(Limits::new(&config));
         Ok(Self {
             store,
             audit,
             config: Arc::new(config),
             keys,
+            limits,
+            tenants: TenantCache::new(),
         })
     }
 }

@@ -8,7 +8,7 @@ use crate::error::is_unique_violation;
 use crate::types::{DbTime, DbUuid};
 use crate::{Page, Paged, Store, StoreError};
 
-const COLUMNS: &str = "id, slug, name, plan, region, status, created_at, updated_at";
+const COLUMNS: &str = "id, slug, name, plan, region, status, conformance_fixtures, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct TenantRow {
@@ -18,6 +18,7 @@ pub(crate) struct TenantRow {
     plan: String,
     region: Option<String>,
     status: String,
+    conformance_fixtures: bool,
     created_at: DbTime,
     updated_at: DbTime,
 }
@@ -33,6 +34,7 @@ impl TryFrom<TenantRow> for Tenant {
             plan: Plan::parse(&r.plan).map_err(corrupt)?,
             region: r.region.as_deref().map(Region::parse).transpose().map_err(corrupt)?,
             status: TenantStatus::parse(&r.status).map_err(corrupt)?,
+            conformance_fixtures: r.conformance_fixtures,
             created_at: r.created_at.0,
             updated_at: r.updated_at.0,
         })
@@ -50,7 +52,7 @@ impl Store {
     pub async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant, StoreError> {
         let now = DbTime::now();
         let sql =
-            format!("INSERT INTO tenants ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {COLUMNS}");
+            format!("INSERT INTO tenants ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {COLUMNS}");
         let mut tx = self.platform_tx(true).await?;
         let row: TenantRow = with_conn!(&mut tx.tx, conn => {
             sqlx::query_as(&sql)
@@ -60,6 +62,7 @@ impl Store {
                 .bind(new.plan.as_str())
                 .bind(new.region.as_ref().map(Region::as_str))
                 .bind(TenantStatus::Active.as_str())
+                .bind(false)
                 .bind(now)
                 .fetch_one(conn)
                 .await
@@ -111,7 +114,7 @@ impl Store {
 
     /// The tenants `user` belongs to, with the user's role in each, ordered by slug.
     pub async fn list_tenants_for_user(&self, user: UserId, page: &Page) -> Result<Paged<UserTenant>, StoreError> {
-        let sql = "SELECT t.id, t.slug, t.name, t.plan, t.region, t.status, t.created_at, t.updated_at, m.role \
+        let sql = "SELECT t.id, t.slug, t.name, t.plan, t.region, t.status, t.conformance_fixtures, t.created_at, t.updated_at, m.role \
                    FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
                    WHERE m.user_id = $1 AND ($2 IS NULL OR t.slug > $2) ORDER BY t.slug LIMIT $3";
         let mut tx = self.platform_tx(false).await?;
@@ -146,7 +149,8 @@ impl Store {
     pub async fn update_tenant(&self, tenant: TenantId, patch: &TenantPatch) -> Result<Tenant, StoreError> {
         let sql = format!(
             "UPDATE tenants SET name = COALESCE($2, name), plan = COALESCE($3, plan), \
-             status = COALESCE($4, status), updated_at = $5 WHERE id = $1 RETURNING {COLUMNS}"
+             status = COALESCE($4, status), conformance_fixtures = COALESCE($6, conformance_fixtures), \
+             updated_at = $5 WHERE id = $1 RETURNING {COLUMNS}"
         );
         let mut tx = self.tenant_tx(tenant, true).await?;
         let row: Option<TenantRow> = with_conn!(&mut tx.tx, conn => {
@@ -156,6 +160,7 @@ impl Store {
                 .bind(patch.plan.as_ref().map(Plan::as_str))
                 .bind(patch.status.map(TenantStatus::as_str))
                 .bind(DbTime::now())
+                .bind(patch.conformance_fixtures)
                 .fetch_optional(conn)
                 .await
         })?;

@@ -24,6 +24,8 @@ pub struct UpdateTenant {
     pub name: Option<String>,
     pub plan: Option<String>,
     pub status: Option<String>,
+    /// Serve the MCP conformance fixtures without authentication.
+    pub conformance_fixtures: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,9 +101,11 @@ pub async fn update(ctx: &Ctx, slug: &str, input: UpdateTenant) -> Result<Tenant
         name: input.name.as_deref().map(TenantName::parse).transpose()?,
         plan: input.plan.as_deref().map(Plan::parse).transpose()?,
         status: input.status.as_deref().map(TenantStatus::parse).transpose()?,
+        conformance_fixtures: input.conformance_fixtures,
     };
     let before = resolve(ctx, slug).await?;
     let after = ctx.store().update_tenant(before.id, &patch).await?;
+    ctx.state.tenants.evict(after.slug.as_str());
     let action = match (before.status, after.status) {
         (TenantStatus::Active, TenantStatus::Suspended) => "tenant.suspended",
         (TenantStatus::Suspended, TenantStatus::Active) => "tenant.reactivated",
@@ -119,6 +123,7 @@ pub async fn update(ctx: &Ctx, slug: &str, input: UpdateTenant) -> Result<Tenant
 pub async fn delete(ctx: &Ctx, slug: &str) -> Result<(), ApiError> {
     let tenant = resolve(ctx, slug).await?;
     ctx.store().delete_tenant(tenant.id).await?;
+    ctx.state.tenants.evict(tenant.slug.as_str());
     let event = ctx
         .event("tenant.deleted", Outcome::Success)
         .tenant(tenant.id)

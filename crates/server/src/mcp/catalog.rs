@@ -1,0 +1,77 @@
+//! What a tenant's MCP endpoint offers, as a list of providers. A provider contributes
+//! tools, resources and prompts; later subsystems (knowledge base, upstream REST and MCP
+//! servers) add providers without touching the transport or the handler.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use rmcp::model::{
+    CallToolResult, CompleteRequestParams, CompleteResult, GetPromptResult, JsonObject, Prompt, ReadResourceResult,
+    Resource, ResourceTemplate, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer};
+
+use super::McpCaller;
+use crate::state::AppState;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One tool invocation.
+pub struct ToolCall<'a> {
+    pub app: &'a AppState,
+    pub caller: &'a McpCaller,
+    pub arguments: JsonObject,
+    pub ctx: RequestContext<RoleServer>,
+}
+
+/// A source of tools, resources and prompts. Every method has an empty default.
+pub trait Provider: Send + Sync {
+    fn tools(&self) -> Vec<Tool> {
+        Vec::new()
+    }
+
+    /// `None` if this provider has no tool called `name`.
+    fn call_tool<'a>(
+        &'a self,
+        _name: &str,
+        _call: ToolCall<'a>,
+    ) -> Option<BoxFuture<'a, Result<CallToolResult, ErrorData>>> {
+        None
+    }
+
+    fn resources(&self) -> Vec<Resource> {
+        Vec::new()
+    }
+
+    fn resource_templates(&self) -> Vec<ResourceTemplate> {
+        Vec::new()
+    }
+
+    /// `None` if no resource of this provider has `uri`.
+    fn read_resource(&self, _uri: &str) -> Option<Result<ReadResourceResult, ErrorData>> {
+        None
+    }
+
+    fn prompts(&self) -> Vec<Prompt> {
+        Vec::new()
+    }
+
+    fn get_prompt(&self, _name: &str, _arguments: &JsonObject) -> Option<Result<GetPromptResult, ErrorData>> {
+        None
+    }
+
+    fn complete(&self, _request: &CompleteRequestParams) -> Option<CompleteResult> {
+        None
+    }
+}
+
+/// The providers serving one tenant.
+pub fn providers_for(caller: &McpCaller) -> Vec<Arc<dyn Provider>> {
+    let mut providers: Vec<Arc<dyn Provider>> = vec![Arc::new(super::whoami::Whoami)];
+    if caller.tenant.conformance_fixtures {
+        providers.push(Arc::new(super::fixtures::Fixtures));
+    }
+    providers
+}

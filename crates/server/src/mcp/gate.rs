@@ -1,0 +1,309 @@
+//! What stands in front of rmcp's transport on `/t/{slug}/mcp`: tenant resolution, API
+//! key authentication, scope checks (403 `insufficient_scope`), rate limits (429),
+//! and binding each MCP session to the tenant and key that opened it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use cairn_core::api_key::{self, Scope};
+use cairn_core::audit::{Actor, Outcome};
+use cairn_core::ids::{ApiKeyId, TenantId};
+use cairn_core::tenant::TenantStatus;
+use moka::sync::Cache;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::McpCaller;
+use crate::error::{ApiError, Code};
+use crate::extract::RequestMeta;
+use crate::limits::Decision;
+use crate::state::{AppState, Ctx};
+
+const SESSION_HEADER: &str = "mcp-session-id";
+
+type Principal = (TenantId, Option<ApiKeyId>);
+
+pub struct Gate {
+    pub app: AppState,
+    /// Session id → who opened it. A session is only usable by the same tenant and key.
+    sessions: Cache<String, Principal>,
+}
+
+impl Gate {
+    pub fn new(app: AppState) -> Self {
+        Self {
+            app,
+            sessions: Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_idle(Duration::from_secs(3600))
+                .build(),
+        }
+    }
+}
+
+/// Facts about the HTTP request the handler needs for metering.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts {
+    pub started: Instant,
+    pub request_bytes: usize,
+    pub rate: Option<Decision>,
+}
+
+/// The parts of a JSON-RPC message the gate looks at.
+#[derive(Deserialize, Default)]
+struct Peek {
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    params: Option<PeekParams>,
+    #[serde(default)]
+    id: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+struct PeekParams {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// The scope a method needs, beyond a valid key.
+fn required_scope(method: &str) -> Option<Scope> {
+    match method {
+        "tools/list" | "tools/call" => Some(Scope::McpTools),
+        m if m.starts_with("resources/") => Some(Scope::McpResources),
+        m if m.starts_with("prompts/") => Some(Scope::McpPrompts),
+        _ => None,
+    }
+}
+
+/// Methods that count against rate limits and quotas.
+fn is_billable(method: &str) -> bool {
+    matches!(method, "tools/call" | "resources/read" | "prompts/get")
+}
+
+pub async fn gate(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Response {
+    match admit(&gate, req).await {
+        Ok((req, principal, is_initialize)) => {
+            let rate = req.extensions().get::<RequestFacts>().and_then(|f| f.rate);
+            let mut resp = next.run(req).await;
+            add_rate_headers(resp.headers_mut(), rate);
+            if is_initialize {
+                if let Some(id) = resp.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
+                    gate.sessions.insert(id.to_owned(), principal);
+                }
+            }
+            resp
+        }
+        Err(resp) => resp,
+    }
+}
+
+async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), Response> {
+    let started = Instant::now();
+    let app = &gate.app;
+    let slug = req
+        .uri()
+        .path()
+        .strip_prefix("/t/")
+        .and_then(|p| p.strip_suffix("/mcp"))
+        .unwrap_or_default();
+    let meta = request_meta(&req);
+    // An unknown tenant answers exactly like a bad key: no hint that a slug exists.
+    let tenant = app
+        .tenants
+        .get(&app.store, slug)
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?;
+    let Some(tenant) = tenant else {
+        return Err(ApiError::unauthorized().into_response());
+    };
+
+    let caller = match bearer(req.headers()) {
+        Some(token) => match app.keys.verify(&app.store, tenant.id, token).await {
+            Ok(Ok(key)) => McpCaller {
+                scopes: key.scopes.clone(),
+                key: Some(key),
+                tenant: tenant.clone(),
+            },
+            Ok(Err(refusal)) => {
+                let ctx = Ctx {
+                    state: app.clone(),
+                    actor: Actor::Anonymous,
+                    meta,
+                };
+                let public_id = api_key::parse(token).map(|p| p.public_id.to_owned());
+                let event = ctx
+                    .event("auth.failed", Outcome::Denied)
+                    .tenant(tenant.id)
+                    .details(json!({ "credential": "api_key", "reason": refusal.as_str(), "public_id": public_id }));
+                ctx.audit(event).await;
+                return Err(ApiError::unauthorized().into_response());
+            }
+            Err(e) => return Err(ApiError::from(e).into_response()),
+        },
+        None if tenant.conformance_fixtures => McpCaller::trusted(tenant.clone()),
+        None => return Err(ApiError::unauthorized().into_response()),
+    };
+    if tenant.status == TenantStatus::Suspended {
+        return Err(ApiError::new(Code::Forbidden, "this tenant is suspended").into_response());
+    }
+    let principal = (tenant.id, caller.key.as_ref().map(|k| k.id));
+    if let Some(session) = req.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
+        if gate.sessions.get(session).is_some_and(|owner| owner != principal) {
+            // Someone else's session: answer as if it did not exist.
+            return Err((StatusCode::NOT_FOUND, "Not Found: Session not found").into_response());
+        }
+    }
+
+    let (mut parts, body) = req.into_parts();
+    let mut facts = RequestFacts {
+        started,
+        request_bytes: 0,
+        rate: None,
+    };
+    let mut is_initialize = false;
+    if parts.method == Method::POST {
+        let limit = app.config.body_limit_bytes;
+        let bytes: Bytes = axum::body::to_bytes(body, limit)
+            .await
+            .map_err(|_| ApiError::new(Code::PayloadTooLarge, "request body is too large").into_response())?;
+        facts.request_bytes = bytes.len();
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                -32600,
+                "batch requests are not supported",
+                None,
+            ));
+        }
+        // Unparseable bodies go through: rmcp answers them with the proper JSON-RPC error.
+        let peek: Peek = serde_json::from_slice(&bytes).unwrap_or_default();
+        if let Some(method) = peek.method.as_deref() {
+            is_initialize = method == "initialize";
+            if let Some(scope) = required_scope(method) {
+                if !caller.has(scope) {
+                    return Err(insufficient_scope(scope));
+                }
+            }
+            if let (true, Some(key)) = (is_billable(method), caller.key.as_ref()) {
+                let decision = app.limits.check(key).await;
+                if let Decision::Limited {
+                    limit,
+                    retry_after,
+                    scope,
+                } = decision
+                {
+                    let ctx = Ctx {
+                        state: app.clone(),
+                        actor: Actor::Anonymous,
+                        meta,
+                    };
+                    let event = ctx
+                        .event("rate_limit.exceeded", Outcome::Denied)
+                        .tenant(tenant.id)
+                        .target(key.id.to_string())
+                        .details(json!({ "method": method, "tool": peek.params.as_ref().and_then(|p| p.name.clone()), "limit": limit, "scope": scope.as_str() }));
+                    ctx.audit(event).await;
+                    let id = peek.id.clone().unwrap_or(Value::Null);
+                    return Err(rate_limited(id, limit, retry_after, scope.as_str()));
+                }
+                facts.rate = Some(decision);
+            }
+        }
+        parts.extensions.insert(caller);
+        parts.extensions.insert(facts);
+        let req = Request::from_parts(parts, Body::from(bytes));
+        return Ok((req, principal, is_initialize));
+    }
+    parts.extensions.insert(caller);
+    parts.extensions.insert(facts);
+    Ok((Request::from_parts(parts, body), principal, false))
+}
+
+fn request_meta(req: &Request) -> RequestMeta {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(256).collect())
+    };
+    RequestMeta {
+        request_id: header("x-request-id"),
+        user_agent: header("user-agent"),
+        source_ip: req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string()),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+}
+
+fn insufficient_scope(scope: Scope) -> Response {
+    let mut resp = ApiError::new(Code::InsufficientScope, format!("this key lacks the scope {scope}")).into_response();
+    let challenge = format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"");
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        resp.headers_mut().insert(WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+fn jsonrpc_error(status: StatusCode, id: Value, code: i64, message: &str, data: Option<Value>) -> Response {
+    let mut error = json!({ "code": code, "message": message });
+    if let Some(d) = data {
+        error["data"] = d;
+    }
+    (
+        status,
+        axum::Json(json!({ "jsonrpc": "2.0", "id": id, "error": error })),
+    )
+        .into_response()
+}
+
+/// JSON-RPC error code for "rate limited" (implementation-defined range).
+pub const RATE_LIMITED: i64 = -32029;
+
+fn rate_limited(id: Value, limit: u32, retry_after: Duration, scope: &str) -> Response {
+    let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let data = json!({ "retry_after_secs": secs, "limit": limit, "window_secs": 60, "scope": scope });
+    let mut resp = jsonrpc_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        id,
+        RATE_LIMITED,
+        "rate limit exceeded",
+        Some(data),
+    );
+    let headers = resp.headers_mut();
+    let num = |n: u64| HeaderValue::from_str(&n.to_string()).unwrap_or(HeaderValue::from_static("0"));
+    headers.insert(RETRY_AFTER, num(secs));
+    headers.insert("ratelimit-limit", num(u64::from(limit)));
+    headers.insert("ratelimit-remaining", num(0));
+    headers.insert("ratelimit-reset", num(secs));
+    resp
+}
+
+/// Adds `RateLimit-*` headers to an allowed, rate-limited call's response.
+pub fn add_rate_headers(headers: &mut HeaderMap, decision: Option<Decision>) {
+    if let Some(Decision::Allowed {
+        limit,
+        remaining,
+        reset,
+    }) = decision
+    {
+        let num = |n: u64| HeaderValue::from_str(&n.to_string()).unwrap_or(HeaderValue::from_static("0"));
+        headers.insert("ratelimit-limit", num(u64::from(limit)));
+        headers.insert("ratelimit-remaining", num(u64::from(remaining)));
+        headers.insert("ratelimit-reset", num(reset.as_secs_f64().ceil() as u64));
+    }
+}

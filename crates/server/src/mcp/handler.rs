@@ -1,0 +1,247 @@
+//! The rmcp `ServerHandler` of Cairn: resolves the caller, then serves the tenant's
+//! catalogue of providers. One instance per MCP session (HTTP) or per process (stdio).
+
+#![allow(deprecated)] // logging/setLevel and resources/subscribe are deprecated in 2026-07-28 but served for older revisions.
+
+use std::sync::{Arc, OnceLock};
+
+use cairn_core::ids::{ApiKeyId, TenantId};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, GetPromptRequestParams,
+    GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig, SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+
+use super::catalog::{providers_for, Provider, ToolCall};
+use super::McpCaller;
+use crate::state::AppState;
+
+#[derive(Clone)]
+pub struct CairnMcp {
+    app: AppState,
+    /// Set for stdio, where the CLI decides who the caller is.
+    fixed: Option<McpCaller>,
+    /// The tenant and key that opened this session; later requests must match.
+    bound: Arc<OnceLock<(TenantId, Option<ApiKeyId>)>>,
+}
+
+impl CairnMcp {
+    /// A handler for HTTP: the caller comes from the gate, per request.
+    pub fn http(app: AppState) -> Self {
+        Self {
+            app,
+            fixed: None,
+            bound: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// A handler for stdio: one fixed caller.
+    pub fn stdio(app: AppState, caller: McpCaller) -> Self {
+        Self {
+            app,
+            fixed: Some(caller),
+            bound: Arc::new(OnceLock::new()),
+        }
+    }
+
+    pub fn app(&self) -> &AppState {
+        &self.app
+    }
+
+    fn caller(&self, ctx: &RequestContext<RoleServer>) -> Result<McpCaller, ErrorData> {
+        if let Some(caller) = &self.fixed {
+            return Ok(caller.clone());
+        }
+        let caller = ctx
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<McpCaller>())
+            .cloned()
+            .ok_or_else(|| ErrorData::invalid_request("unauthenticated request", None))?;
+        let principal = (caller.tenant.id, caller.key.as_ref().map(|k| k.id));
+        if *self.bound.get_or_init(|| principal) != principal {
+            return Err(ErrorData::invalid_request(
+                "this session belongs to another client",
+                None,
+            ));
+        }
+        Ok(caller)
+    }
+
+    fn providers(&self, ctx: &RequestContext<RoleServer>) -> Result<(McpCaller, Vec<Arc<dyn Provider>>), ErrorData> {
+        let caller = self.caller(ctx)?;
+        let providers = providers_for(&caller);
+        Ok((caller, providers))
+    }
+}
+
+impl ServerHandler for CairnMcp {
+    fn get_info(&self) -> ServerConfig {
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .enable_resources_list_changed()
+            .enable_prompts()
+            .enable_prompts_list_changed()
+            .enable_completions()
+            .enable_logging()
+            .build();
+        ServerConfig::new(capabilities)
+            .with_server_info(Implementation::new("cairn", env!("CARGO_PKG_VERSION")))
+            .with_instructions("Cairn: this tenant's tools, knowledge and connected services.")
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        // Used by rmcp to validate SEP-2243 parameter headers; the fixtures declare one.
+        super::fixtures::Fixtures
+            .tools()
+            .into_iter()
+            .chain(super::whoami::Whoami.tools())
+            .find(|t| t.name == name)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let (_, providers) = self.providers(&ctx)?;
+        Ok(ListToolsResult::with_all_items(providers.iter().flat_map(|p| p.tools()).collect()).with_ttl_ms(60_000))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let (caller, providers) = self.providers(&ctx)?;
+        let arguments = request.arguments.clone().unwrap_or_default();
+        for provider in &providers {
+            let call = ToolCall {
+                app: &self.app,
+                caller: &caller,
+                arguments: arguments.clone(),
+                ctx: ctx.clone(),
+            };
+            if let Some(fut) = provider.call_tool(&request.name, call) {
+                return fut.await.map(Into::into);
+            }
+        }
+        Err(ErrorData::invalid_params(
+            format!("Unknown tool: {}", request.name),
+            None,
+        ))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let (_, providers) = self.providers(&ctx)?;
+        Ok(
+            ListResourcesResult::with_all_items(providers.iter().flat_map(|p| p.resources()).collect())
+                .with_ttl_ms(60_000),
+        )
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let (_, providers) = self.providers(&ctx)?;
+        Ok(
+            ListResourceTemplatesResult::with_all_items(
+                providers.iter().flat_map(|p| p.resource_templates()).collect(),
+            )
+            .with_ttl_ms(60_000),
+        )
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let (_, providers) = self.providers(&ctx)?;
+        for provider in &providers {
+            if let Some(result) = provider.read_resource(&request.uri) {
+                return result.map(|r| r.with_ttl_ms(60_000).into());
+            }
+        }
+        Err(ErrorData::resource_not_found(
+            format!("Resource not found: {}", request.uri),
+            Some(serde_json::json!({ "uri": request.uri })),
+        ))
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let (_, providers) = self.providers(&ctx)?;
+        Ok(ListPromptsResult::with_all_items(providers.iter().flat_map(|p| p.prompts()).collect()).with_ttl_ms(60_000))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let (_, providers) = self.providers(&ctx)?;
+        let arguments = request.arguments.clone().unwrap_or_default();
+        for provider in &providers {
+            if let Some(result) = provider.get_prompt(&request.name, &arguments) {
+                return result.map(Into::into);
+            }
+        }
+        Err(ErrorData::invalid_params(
+            format!("Unknown prompt: {}", request.name),
+            None,
+        ))
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let (_, providers) = self.providers(&ctx)?;
+        Ok(providers.iter().find_map(|p| p.complete(&request)).unwrap_or_default())
+    }
+
+    async fn set_level(
+        &self,
+        _request: SetLevelRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.caller(&ctx).map(|_| ())
+    }
+
+    async fn subscribe(
+        &self,
+        _request: SubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.caller(&ctx).map(|_| ())
+    }
+
+    async fn unsubscribe(
+        &self,
+        _request: UnsubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.caller(&ctx).map(|_| ())
+    }
+
+    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        Some(requested.supported_by(&self.get_info().capabilities))
+    }
+}

@@ -1,0 +1,64 @@
+//! The MCP endpoint of each tenant: `/t/{slug}/mcp` (Streamable HTTP, via rmcp) and
+//! `cairn mcp --tenant …` (stdio). Protocol decisions are recorded in README.md here.
+//!
+//! The transport is rmcp's; Cairn adds, in front of it, the [`gate`] (tenant, API key,
+//! scope, session binding) and, behind it, a [`handler::CairnMcp`] that serves the
+//! tenant's catalogue: providers of tools, resources and prompts ([`catalog`]).
+
+pub mod catalog;
+mod fixtures;
+pub mod gate;
+pub mod handler;
+mod whoami;
+
+use std::sync::Arc;
+
+use cairn_core::api_key::{ApiKey, Scope};
+use cairn_core::tenant::Tenant;
+
+/// Who is calling, as established by the gate (HTTP) or the CLI (stdio).
+#[derive(Debug, Clone)]
+pub struct McpCaller {
+    pub tenant: Arc<Tenant>,
+    /// `None` for stdio (local trust) and for the anonymous conformance tenant.
+    pub key: Option<ApiKey>,
+    pub scopes: Vec<Scope>,
+}
+
+impl McpCaller {
+    /// A caller with every scope: stdio, or the unauthenticated conformance tenant.
+    pub fn trusted(tenant: Arc<Tenant>) -> Self {
+        Self {
+            tenant,
+            key: None,
+            scopes: Scope::ALL.to_vec(),
+        }
+    }
+
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+}
+
+/// The MCP routes: rmcp's Streamable HTTP service behind the [`gate`].
+pub fn router(app: crate::state::AppState) -> axum::Router<crate::state::AppState> {
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(app.config.mcp_hosts())
+        .with_allowed_origins(app.config.cors_origins())
+        // No allowed origin configured means no browser origin is allowed (DNS rebinding).
+        .enforce_origin_validation()
+        .with_max_request_body_bytes(app.config.body_limit_bytes);
+    let factory_app = app.clone();
+    let service = StreamableHttpService::new(
+        move || Ok(handler::CairnMcp::http(factory_app.clone())),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let gate = Arc::new(gate::Gate::new(app));
+    axum::Router::new()
+        .route_service("/t/{slug}/mcp", service)
+        .route_layer(axum::middleware::from_fn_with_state(gate, gate::gate))
+}
