@@ -43,6 +43,11 @@ pub enum Command {
     /// Manage tenant memberships.
     #[command(subcommand)]
     Member(MemberCmd),
+    /// Serve a tenant's MCP tools over stdio (for local clients; trusted like the CLI).
+    Mcp {
+        #[arg(long)]
+        tenant: String,
+    },
     /// Manage a tenant's API keys.
     #[command(subcommand)]
     Key(KeyCmd),
@@ -311,6 +316,7 @@ async fn admin(command: Command, ctx: &Ctx) -> Result<(), CliError> {
         Command::User(cmd) => user(cmd, ctx).await,
         Command::Member(cmd) => member(cmd, ctx).await,
         Command::Key(cmd) => key(cmd, ctx).await,
+        Command::Mcp { tenant } => mcp_stdio(ctx, &tenant).await,
         Command::Operator(OperatorCmd::Token(OperatorTokenCmd::Create { name })) => {
             let issued = operator_tokens::create(ctx, &name).await?;
             eprintln!("operator token {} created; it is shown only now:", issued.id);
@@ -503,6 +509,20 @@ async fn key(cmd: KeyCmd, ctx: &Ctx) -> Result<(), CliError> {
         } => print_json(&api_keys::rotate(ctx, &tenant, &id, api_keys::RotateKey { overlap_secs }).await?),
         KeyCmd::Revoke { tenant, id } => print_json(&api_keys::revoke(ctx, &tenant, &id).await?),
     }
+}
+
+/// Serves MCP on stdin/stdout until the client closes it. Logs go to stderr.
+async fn mcp_stdio(ctx: &Ctx, slug: &str) -> Result<(), CliError> {
+    use rmcp::ServiceExt as _;
+    let tenant = tenants::resolve(ctx, slug).await?;
+    let caller = crate::mcp::McpCaller::trusted(std::sync::Arc::new(tenant));
+    let handler = crate::mcp::handler::CairnMcp::stdio(ctx.state.clone(), caller);
+    let running = handler
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| CliError::Input(format!("MCP over stdio failed to start: {e}")))?;
+    running.waiting().await.map_err(|e| CliError::Input(format!("MCP over stdio stopped: {e}")))?;
+    Ok(())
 }
 
 fn read_password() -> Result<String, CliError> {
