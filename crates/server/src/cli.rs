@@ -521,7 +521,10 @@ async fn mcp_stdio(ctx: &Ctx, slug: &str) -> Result<(), CliError> {
         .serve(rmcp::transport::stdio())
         .await
         .map_err(|e| CliError::Input(format!("MCP over stdio failed to start: {e}")))?;
-    running.waiting().await.map_err(|e| CliError::Input(format!("MCP over stdio stopped: {e}")))?;
+    running
+        .waiting()
+        .await
+        .map_err(|e| CliError::Input(format!("MCP over stdio stopped: {e}")))?;
     Ok(())
 }
 

@@ -339,6 +339,21 @@ impl Config {
         hosts
     }
 
+    /// Browser origins MCP requests may come from: the CORS allow-list, this server's
+    /// own public origin, and loopback pages (same machine). Anything else is refused,
+    /// which is what defeats DNS rebinding.
+    pub fn mcp_origins(&self) -> Vec<String> {
+        let mut origins = self.cors_origins();
+        if let Some(public) = &self.public_url {
+            origins.push(public.origin().ascii_serialization());
+        }
+        for host in ["localhost", "127.0.0.1", "[::1]"] {
+            origins.push(format!("http://{host}:*"));
+            origins.push(format!("https://{host}:*"));
+        }
+        origins
+    }
+
     pub fn tier_names(&self) -> String {
         self.tiers.keys().cloned().collect::<Vec<_>>().join(", ")
     }

@@ -7,8 +7,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolResult, CompleteRequestParams, CompleteResult, GetPromptResult, JsonObject, Prompt, ReadResourceResult,
-    Resource, ResourceTemplate, Tool,
+    CallToolResponse, CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse, InputResponses,
+    JsonObject, Prompt, ReadResourceResult, Resource, ResourceTemplate, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
@@ -23,6 +23,10 @@ pub struct ToolCall<'a> {
     pub app: &'a AppState,
     pub caller: &'a McpCaller,
     pub arguments: JsonObject,
+    /// Answers to an earlier `input_required` result (2026-07-28 multi-round requests).
+    pub input_responses: Option<InputResponses>,
+    /// The opaque state returned with that result, echoed by the client.
+    pub request_state: Option<String>,
     pub ctx: RequestContext<RoleServer>,
 }
 
@@ -37,7 +41,7 @@ pub trait Provider: Send + Sync {
         &'a self,
         _name: &str,
         _call: ToolCall<'a>,
-    ) -> Option<BoxFuture<'a, Result<CallToolResult, ErrorData>>> {
+    ) -> Option<BoxFuture<'a, Result<CallToolResponse, ErrorData>>> {
         None
     }
 
@@ -58,7 +62,12 @@ pub trait Provider: Send + Sync {
         Vec::new()
     }
 
-    fn get_prompt(&self, _name: &str, _arguments: &JsonObject) -> Option<Result<GetPromptResult, ErrorData>> {
+    fn get_prompt(
+        &self,
+        _app: &AppState,
+        _request: &GetPromptRequestParams,
+        _ctx: &RequestContext<RoleServer>,
+    ) -> Option<Result<GetPromptResponse, ErrorData>> {
         None
     }
 

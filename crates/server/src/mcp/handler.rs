@@ -126,10 +126,12 @@ impl ServerHandler for CairnMcp {
                 app: &self.app,
                 caller: &caller,
                 arguments: arguments.clone(),
+                input_responses: request.input_responses.clone(),
+                request_state: request.request_state.clone(),
                 ctx: ctx.clone(),
             };
             if let Some(fut) = provider.call_tool(&request.name, call) {
-                return fut.await.map(Into::into);
+                return fut.await;
             }
         }
         Err(ErrorData::invalid_params(
@@ -196,10 +198,9 @@ impl ServerHandler for CairnMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         let (_, providers) = self.providers(&ctx)?;
-        let arguments = request.arguments.clone().unwrap_or_default();
         for provider in &providers {
-            if let Some(result) = provider.get_prompt(&request.name, &arguments) {
-                return result.map(Into::into);
+            if let Some(result) = provider.get_prompt(&self.app, &request, &ctx) {
+                return result;
             }
         }
         Err(ErrorData::invalid_params(

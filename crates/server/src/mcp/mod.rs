@@ -47,7 +47,7 @@ pub fn router(app: crate::state::AppState) -> axum::Router<crate::state::AppStat
 
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(app.config.mcp_hosts())
-        .with_allowed_origins(app.config.cors_origins())
+        .with_allowed_origins(app.config.mcp_origins())
         // No allowed origin configured means no browser origin is allowed (DNS rebinding).
         .enforce_origin_validation()
         .with_max_request_body_bytes(app.config.body_limit_bytes);

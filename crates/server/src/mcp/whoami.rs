@@ -1,6 +1,6 @@
 //! `whoami`: tells an assistant which tenant and key it is using and what it may do.
 
-use rmcp::model::{CallToolResult, ContentBlock, Tool};
+use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock, Tool};
 use rmcp::ErrorData;
 use serde_json::json;
 
@@ -22,7 +22,7 @@ impl Provider for Whoami {
         &'a self,
         name: &str,
         call: ToolCall<'a>,
-    ) -> Option<BoxFuture<'a, Result<CallToolResult, ErrorData>>> {
+    ) -> Option<BoxFuture<'a, Result<CallToolResponse, ErrorData>>> {
         (name == "whoami").then(|| {
             Box::pin(async move {
                 let caller = call.caller;
@@ -54,7 +54,7 @@ impl Provider for Whoami {
                     "limits": limits,
                     "remaining": remaining,
                 });
-                Ok(CallToolResult::success(vec![ContentBlock::text(info.to_string())]))
+                Ok(CallToolResult::success(vec![ContentBlock::text(info.to_string())]).into())
             }) as BoxFuture<'a, _>
         })
     }
