@@ -5,6 +5,7 @@ pub mod audit;
 pub mod ids;
 pub mod secret;
 pub mod tenant;
+pub mod usage;
 pub mod user;
 pub mod validate;
 

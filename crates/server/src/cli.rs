@@ -48,6 +48,17 @@ pub enum Command {
         #[arg(long)]
         tenant: String,
     },
+    /// Usage of a tenant, grouped by key, tool, day or hour.
+    Usage {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long, value_parser = ["key", "tool", "day", "hour"], default_value = "key")]
+        group_by: String,
+    },
     /// Manage a tenant's API keys.
     #[command(subcommand)]
     Key(KeyCmd),
@@ -269,16 +280,18 @@ async fn dispatch(command: Command, config: Config) -> Result<(), CliError> {
             telemetry::init(LogFormat::Pretty, "warn");
             let store = Store::open(&config.store_config()).await.map_err(StartupError::from)?;
             let (audit, task) = AuditSink::start(store.clone());
-            let state = AppState::new(store, audit, config).map_err(StartupError::Secrets)?;
+            let (usage, usage_task) = crate::usage::UsageSink::start(store.clone());
+            let state = AppState::new(store, audit, usage, config).map_err(StartupError::Secrets)?;
             let ctx = Ctx {
                 state: state.clone(),
                 actor: Actor::Cli,
                 meta: RequestMeta::default(),
             };
             let result = admin(other, &ctx).await;
+            state.usage.flush().await;
             state.audit.flush().await;
             drop((ctx, state));
-            let _ = task.await;
+            let _ = tokio::join!(task, usage_task);
             result
         }
     }
@@ -317,6 +330,21 @@ async fn admin(command: Command, ctx: &Ctx) -> Result<(), CliError> {
         Command::Member(cmd) => member(cmd, ctx).await,
         Command::Key(cmd) => key(cmd, ctx).await,
         Command::Mcp { tenant } => mcp_stdio(ctx, &tenant).await,
+        Command::Usage {
+            tenant,
+            from,
+            to,
+            group_by,
+        } => {
+            let group_by = serde_json::from_value(serde_json::Value::String(group_by))
+                .map_err(|e| CliError::Input(format!("--group-by: {e}")))?;
+            let query = crate::service::usage::UsageQuery {
+                from,
+                to,
+                group_by: Some(group_by),
+            };
+            print_json(&crate::service::usage::report(ctx, &tenant, query).await?)
+        }
         Command::Operator(OperatorCmd::Token(OperatorTokenCmd::Create { name })) => {
             let issued = operator_tokens::create(ctx, &name).await?;
             eprintln!("operator token {} created; it is shown only now:", issued.id);

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -17,6 +18,7 @@ mod routes;
 pub mod service;
 pub mod state;
 pub mod telemetry;
+pub mod usage;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -109,6 +111,7 @@ pub enum StartupError {
 pub struct Server {
     state: AppState,
     audit_task: JoinHandle<()>,
+    usage_task: JoinHandle<()>,
     flusher: JoinHandle<()>,
     bootstrap_token: Option<IssuedToken>,
 }
@@ -121,11 +124,13 @@ impl Server {
         let store = Store::open(&config.store_config()).await?;
         let bootstrap_token = operator_tokens::bootstrap(&store, &config.operator_token_path()).await?;
         let (audit, audit_task) = AuditSink::start(store.clone());
-        let state = AppState::new(store, audit, config).map_err(StartupError::Secrets)?;
+        let (usage, usage_task) = usage::UsageSink::start(store.clone());
+        let state = AppState::new(store, audit, usage, config).map_err(StartupError::Secrets)?;
         let flusher = keys::spawn_last_used_flusher(state.keys.clone(), state.store.clone(), Duration::from_secs(30));
         Ok(Self {
             state,
             audit_task,
+            usage_task,
             flusher,
             bootstrap_token,
         })
@@ -150,6 +155,7 @@ impl Server {
         let Self {
             state,
             audit_task,
+            usage_task,
             flusher,
             ..
         } = self;
@@ -159,6 +165,7 @@ impl Server {
         });
         let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
+        state.usage.flush().await;
         state.audit.flush().await;
         flusher.abort();
         if let Err(e) = state.keys.flush_last_used(&state.store).await {
@@ -166,8 +173,11 @@ impl Server {
         }
         let timeout = Duration::from_secs(state.config.shutdown_timeout_secs);
         drop(state);
-        if tokio::time::timeout(timeout, audit_task).await.is_err() {
-            tracing::warn!("audit writer did not finish before the shutdown timeout");
+        let writers = async {
+            let _ = tokio::join!(audit_task, usage_task);
+        };
+        if tokio::time::timeout(timeout, writers).await.is_err() {
+            tracing::warn!("audit/usage writers did not finish before the shutdown timeout");
         }
         Ok(())
     }

@@ -10,12 +10,14 @@ use crate::config::Config;
 use crate::extract::RequestMeta;
 use crate::keys::KeyVerifier;
 use crate::limits::Limits;
+use crate::usage::UsageSink;
 
 /// Shared by every handler, the CLI and the workers. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub store: Store,
     pub audit: AuditSink,
+    pub usage: UsageSink,
     pub config: Arc<Config>,
     pub keys: Arc<KeyVerifier>,
     pub limits: Arc<Limits>,
@@ -58,7 +60,7 @@ impl TenantCache {
 
 impl AppState {
     /// Assembles the shared state: loads the API-key pepper and builds the key cache.
-    pub fn new(store: Store, audit: AuditSink, config: Config) -> Result<Self, String> {
+    pub fn new(store: Store, audit: AuditSink, usage: UsageSink, config: Config) -> Result<Self, String> {
         let pepper = crate::keys::load_or_create_pepper(config.api_key_pepper.as_deref(), &config.data_dir)?;
         let ttl = std::time::Duration::from_secs(config.api_key_cache_ttl_secs);
         let keys = Arc::new(KeyVerifier::new(cairn_core::api_key::KeyHasher::new(pepper), ttl));
@@ -66,6 +68,7 @@ impl AppState {
         Ok(Self {
             store,
             audit,
+            usage,
             config: Arc::new(config),
             keys,
             limits,

@@ -22,6 +22,7 @@ pub mod pool;
 pub mod scope;
 pub mod tenants;
 mod types;
+pub mod usage;
 pub mod users;
 
 pub use error::StoreError;

@@ -15,6 +15,7 @@ use cairn_core::api_key::{self, Scope};
 use cairn_core::audit::{Actor, Outcome};
 use cairn_core::ids::{ApiKeyId, TenantId};
 use cairn_core::tenant::TenantStatus;
+use cairn_core::usage::{UsageEvent, UsageOutcome};
 use moka::sync::Cache;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -187,8 +188,10 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
         let peek: Peek = serde_json::from_slice(&bytes).unwrap_or_default();
         if let Some(method) = peek.method.as_deref() {
             is_initialize = method == "initialize";
+            let tool = peek.params.as_ref().and_then(|p| p.name.clone());
             if let Some(scope) = required_scope(method) {
                 if !caller.has(scope) {
+                    refused(app, &caller, method, tool, UsageOutcome::Denied, &facts).await;
                     return Err(insufficient_scope(scope));
                 }
             }
@@ -211,6 +214,7 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
                         .target(key.id.to_string())
                         .details(json!({ "method": method, "tool": peek.params.as_ref().and_then(|p| p.name.clone()), "limit": limit, "scope": scope.as_str() }));
                     ctx.audit(event).await;
+                    refused(app, &caller, method, tool, UsageOutcome::RateLimited, &facts).await;
                     let id = peek.id.clone().unwrap_or(Value::Null);
                     return Err(rate_limited(id, limit, retry_after, scope.as_str()));
                 }
@@ -225,6 +229,30 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
     parts.extensions.insert(caller);
     parts.extensions.insert(facts);
     Ok((Request::from_parts(parts, body), principal, false))
+}
+
+/// Meters a request the gate refused (it never reaches the handler).
+async fn refused(
+    app: &AppState,
+    caller: &McpCaller,
+    method: &str,
+    tool: Option<String>,
+    outcome: UsageOutcome,
+    facts: &RequestFacts,
+) {
+    let event = UsageEvent {
+        tenant: caller.tenant.id,
+        key: caller.key.as_ref().map(|k| k.id),
+        user: caller.key.as_ref().and_then(|k| k.user_id),
+        occurred_at: chrono::Utc::now(),
+        method: method.to_owned(),
+        tool,
+        outcome,
+        latency_us: u64::try_from(facts.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        request_bytes: u64::try_from(facts.request_bytes).unwrap_or(u64::MAX),
+        response_bytes: 0,
+    };
+    app.usage.record(event).await;
 }
 
 fn request_meta(req: &Request) -> RequestMeta {

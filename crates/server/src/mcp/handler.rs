@@ -5,12 +5,16 @@
 
 use std::sync::{Arc, OnceLock};
 
+use std::time::Instant;
+
 use cairn_core::ids::{ApiKeyId, TenantId};
+use cairn_core::usage::{UsageEvent, UsageOutcome};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, GetPromptRequestParams,
-    GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
-    ServerConfig, SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
+    GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, ServerResult,
+    SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -78,6 +82,71 @@ impl CairnMcp {
     }
 }
 
+/// What the handler knows of one request, for its usage event.
+struct Meter {
+    started: Instant,
+    request_bytes: usize,
+}
+
+impl CairnMcp {
+    fn meter_start(ctx: &RequestContext<RoleServer>) -> Meter {
+        let facts = ctx
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<super::gate::RequestFacts>());
+        match facts {
+            Some(f) => Meter {
+                started: f.started,
+                request_bytes: f.request_bytes,
+            },
+            None => Meter {
+                started: Instant::now(),
+                request_bytes: 0,
+            },
+        }
+    }
+
+    /// Records one usage event for a request that reached the handler.
+    async fn meter<R: Into<ServerResult> + Clone>(
+        &self,
+        meter: Meter,
+        caller: &McpCaller,
+        method: &str,
+        tool: Option<&str>,
+        result: &Result<R, ErrorData>,
+    ) {
+        let (outcome, response_bytes) = match result {
+            Ok(r) => {
+                let r: ServerResult = r.clone().into();
+                let tool_error = matches!(&r, ServerResult::CallToolResult(c) if c.is_error == Some(true));
+                let bytes = serde_json::to_vec(&r).map_or(0, |v| v.len());
+                (
+                    if tool_error {
+                        UsageOutcome::ToolError
+                    } else {
+                        UsageOutcome::Ok
+                    },
+                    bytes,
+                )
+            }
+            Err(e) => (UsageOutcome::Error, serde_json::to_vec(e).map_or(0, |v| v.len())),
+        };
+        let event = UsageEvent {
+            tenant: caller.tenant.id,
+            key: caller.key.as_ref().map(|k| k.id),
+            user: caller.key.as_ref().and_then(|k| k.user_id),
+            occurred_at: chrono::Utc::now(),
+            method: method.to_owned(),
+            tool: tool.map(str::to_owned),
+            outcome,
+            latency_us: u64::try_from(meter.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            request_bytes: u64::try_from(meter.request_bytes).unwrap_or(u64::MAX),
+            response_bytes: u64::try_from(response_bytes).unwrap_or(u64::MAX),
+        };
+        self.app.usage.record(event).await;
+    }
+}
+
 impl ServerHandler for CairnMcp {
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder()
@@ -96,6 +165,27 @@ impl ServerHandler for CairnMcp {
             .with_instructions("Cairn: this tenant's tools, knowledge and connected services.")
     }
 
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        let meter = Self::meter_start(&ctx);
+        let caller = self.caller(&ctx)?;
+        ctx.peer.set_peer_info(request.clone());
+        let result = self.negotiate_initialize(&request);
+        self.meter(meter, &caller, "initialize", None, &result).await;
+        result
+    }
+
+    async fn ping(&self, ctx: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        let meter = Self::meter_start(&ctx);
+        let caller = self.caller(&ctx)?;
+        let result = Ok(rmcp::model::EmptyResult {});
+        self.meter(meter, &caller, "ping", None, &result).await;
+        result.map(|_| ())
+    }
+
     fn get_tool(&self, name: &str) -> Option<Tool> {
         // Used by rmcp to validate SEP-2243 parameter headers; the fixtures declare one.
         super::fixtures::Fixtures
@@ -110,8 +200,12 @@ impl ServerHandler for CairnMcp {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let (_, providers) = self.providers(&ctx)?;
-        Ok(ListToolsResult::with_all_items(providers.iter().flat_map(|p| p.tools()).collect()).with_ttl_ms(60_000))
+        let meter = Self::meter_start(&ctx);
+        let (caller, providers) = self.providers(&ctx)?;
+        let result =
+            Ok(ListToolsResult::with_all_items(providers.iter().flat_map(|p| p.tools()).collect()).with_ttl_ms(60_000));
+        self.meter(meter, &caller, "tools/list", None, &result).await;
+        result
     }
 
     async fn call_tool(
@@ -119,8 +213,10 @@ impl ServerHandler for CairnMcp {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let meter = Self::meter_start(&ctx);
         let (caller, providers) = self.providers(&ctx)?;
         let arguments = request.arguments.clone().unwrap_or_default();
+        let mut outcome: Option<Result<CallToolResponse, ErrorData>> = None;
         for provider in &providers {
             let call = ToolCall {
                 app: &self.app,
@@ -131,13 +227,19 @@ impl ServerHandler for CairnMcp {
                 ctx: ctx.clone(),
             };
             if let Some(fut) = provider.call_tool(&request.name, call) {
-                return fut.await;
+                outcome = Some(fut.await);
+                break;
             }
         }
-        Err(ErrorData::invalid_params(
-            format!("Unknown tool: {}", request.name),
-            None,
-        ))
+        let result = outcome.unwrap_or_else(|| {
+            Err(ErrorData::invalid_params(
+                format!("Unknown tool: {}", request.name),
+                None,
+            ))
+        });
+        self.meter(meter, &caller, "tools/call", Some(&request.name), &result)
+            .await;
+        result
     }
 
     async fn list_resources(
@@ -145,11 +247,14 @@ impl ServerHandler for CairnMcp {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let (_, providers) = self.providers(&ctx)?;
-        Ok(
+        let meter = Self::meter_start(&ctx);
+        let (caller, providers) = self.providers(&ctx)?;
+        let result = Ok(
             ListResourcesResult::with_all_items(providers.iter().flat_map(|p| p.resources()).collect())
                 .with_ttl_ms(60_000),
-        )
+        );
+        self.meter(meter, &caller, "resources/list", None, &result).await;
+        result
     }
 
     async fn list_resource_templates(
@@ -157,13 +262,15 @@ impl ServerHandler for CairnMcp {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        let (_, providers) = self.providers(&ctx)?;
-        Ok(
-            ListResourceTemplatesResult::with_all_items(
-                providers.iter().flat_map(|p| p.resource_templates()).collect(),
-            )
-            .with_ttl_ms(60_000),
+        let meter = Self::meter_start(&ctx);
+        let (caller, providers) = self.providers(&ctx)?;
+        let result = Ok(ListResourceTemplatesResult::with_all_items(
+            providers.iter().flat_map(|p| p.resource_templates()).collect(),
         )
+        .with_ttl_ms(60_000));
+        self.meter(meter, &caller, "resources/templates/list", None, &result)
+            .await;
+        result
     }
 
     async fn read_resource(
@@ -171,16 +278,19 @@ impl ServerHandler for CairnMcp {
         request: ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let (_, providers) = self.providers(&ctx)?;
-        for provider in &providers {
-            if let Some(result) = provider.read_resource(&request.uri) {
-                return result.map(|r| r.with_ttl_ms(60_000).into());
-            }
-        }
-        Err(ErrorData::resource_not_found(
-            format!("Resource not found: {}", request.uri),
-            Some(serde_json::json!({ "uri": request.uri })),
-        ))
+        let meter = Self::meter_start(&ctx);
+        let (caller, providers) = self.providers(&ctx)?;
+        let found = providers.iter().find_map(|p| p.read_resource(&request.uri));
+        let result = found.unwrap_or_else(|| {
+            Err(ErrorData::resource_not_found(
+                format!("Resource not found: {}", request.uri),
+                Some(serde_json::json!({ "uri": request.uri })),
+            ))
+        });
+        let result = result.map(|r| r.with_ttl_ms(60_000));
+        self.meter(meter, &caller, "resources/read", Some(&request.uri), &result)
+            .await;
+        result.map(Into::into)
     }
 
     async fn list_prompts(
@@ -188,8 +298,13 @@ impl ServerHandler for CairnMcp {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        let (_, providers) = self.providers(&ctx)?;
-        Ok(ListPromptsResult::with_all_items(providers.iter().flat_map(|p| p.prompts()).collect()).with_ttl_ms(60_000))
+        let meter = Self::meter_start(&ctx);
+        let (caller, providers) = self.providers(&ctx)?;
+        let result = Ok(
+            ListPromptsResult::with_all_items(providers.iter().flat_map(|p| p.prompts()).collect()).with_ttl_ms(60_000),
+        );
+        self.meter(meter, &caller, "prompts/list", None, &result).await;
+        result
     }
 
     async fn get_prompt(
@@ -197,16 +312,18 @@ impl ServerHandler for CairnMcp {
         request: GetPromptRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        let (_, providers) = self.providers(&ctx)?;
-        for provider in &providers {
-            if let Some(result) = provider.get_prompt(&self.app, &request, &ctx) {
-                return result;
-            }
-        }
-        Err(ErrorData::invalid_params(
-            format!("Unknown prompt: {}", request.name),
-            None,
-        ))
+        let meter = Self::meter_start(&ctx);
+        let (caller, providers) = self.providers(&ctx)?;
+        let found = providers.iter().find_map(|p| p.get_prompt(&self.app, &request, &ctx));
+        let result = found.unwrap_or_else(|| {
+            Err(ErrorData::invalid_params(
+                format!("Unknown prompt: {}", request.name),
+                None,
+            ))
+        });
+        self.meter(meter, &caller, "prompts/get", Some(&request.name), &result)
+            .await;
+        result
     }
 
     async fn complete(
@@ -214,8 +331,11 @@ impl ServerHandler for CairnMcp {
         request: CompleteRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
-        let (_, providers) = self.providers(&ctx)?;
-        Ok(providers.iter().find_map(|p| p.complete(&request)).unwrap_or_default())
+        let meter = Self::meter_start(&ctx);
+        let (caller, providers) = self.providers(&ctx)?;
+        let result = Ok(providers.iter().find_map(|p| p.complete(&request)).unwrap_or_default());
+        self.meter(meter, &caller, "completion/complete", None, &result).await;
+        result
     }
 
     async fn set_level(

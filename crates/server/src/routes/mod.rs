@@ -4,6 +4,7 @@ mod health;
 mod keys;
 mod members;
 mod tenants;
+mod usage;
 mod users;
 
 use axum::http::StatusCode;
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/tenants/{slug}/keys", post(keys::create).get(keys::list))
         .route("/tenants/{slug}/keys/{id}", get(keys::show).delete(keys::revoke))
         .route("/tenants/{slug}/keys/{id}/rotate", post(keys::rotate))
+        .route("/tenants/{slug}/usage", get(usage::report))
         .route("/users", post(users::create).get(users::list))
         .route("/users/{id}", get(users::show))
         .route("/users/{id}/tenants", get(users::tenants))

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod members;
 pub mod operator_tokens;
 pub mod tenants;
+pub mod usage;
 pub mod users;
 
 use serde::{Deserialize, Serialize};

@@ -111,3 +111,39 @@ async fn bad_configuration_is_reported_clearly() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("database_url"));
 }
+
+#[tokio::test]
+async fn mcp_over_stdio_serves_the_tenant_tools() {
+    let db = TestDb::create().await;
+    ok_json(&cairn(
+        &db,
+        &["tenant", "create", "--slug", "acme", "--name", "Acme"],
+        None,
+    ));
+    let requests = [
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#,
+    ];
+    let input = requests.join("\n") + "\n";
+    let out = cairn(&db, &["mcp", "--tenant", "acme"], Some(&input));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let replies: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let by_id = |id: i64| {
+        replies
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("no reply {id}: {replies:?}"))
+    };
+    assert_eq!(by_id(1)["result"]["serverInfo"]["name"], "cairn");
+    assert_eq!(by_id(2)["result"]["tools"][0]["name"], "whoami");
+    let info: Value = serde_json::from_str(s(&by_id(3)["result"]["content"][0]["text"])).unwrap();
+    assert_eq!(info["tenant"]["slug"], "acme");
+    assert!(info["key"].is_null(), "stdio runs with local trust, no key");
+    let unknown = cairn(&db, &["mcp", "--tenant", "nope"], Some(""));
+    assert!(!unknown.status.success());
+}

@@ -12,6 +12,8 @@ mod health;
 mod isolation;
 mod keys;
 mod logs;
+mod mcp;
+mod mcp_client;
 mod members;
 mod operator;
 mod tenants;

@@ -1,0 +1,117 @@
+//! A queue drained by one background task that writes items in batches: the shared
+//! machinery of the audit and usage writers. Requests only enqueue, so a record never
+//! adds a database commit to a request; under load batches grow and commits stay few.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Queue depth before `push` waits (back-pressure rather than dropping records).
+const QUEUE: usize = 8192;
+/// Most items written in one transaction.
+const BATCH: usize = 1000;
+
+enum Msg<T> {
+    Item(T),
+    Flush(oneshot::Sender<()>),
+}
+
+type WriteFn<T> =
+    Arc<dyn Fn(Vec<T>) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync + 'static>;
+
+/// Handle to enqueue items. Cheap to clone.
+pub struct Batcher<T> {
+    tx: mpsc::Sender<Msg<T>>,
+    name: &'static str,
+}
+
+impl<T> Clone for Batcher<T> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            name: self.name,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Batcher<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Clone + Send + 'static> Batcher<T> {
+    /// Starts the writer task; it ends when every handle is dropped and the queue is
+    /// drained. `write` gets each batch; it is retried while it fails.
+    pub fn start<F, Fut>(name: &'static str, write: F) -> (Self, JoinHandle<()>)
+    where
+        F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let write: WriteFn<T> = Arc::new(move |items| Box::pin(write(items)));
+        let task = tokio::spawn(drain(name, rx, write));
+        (Self { tx, name }, task)
+    }
+
+    pub async fn push(&self, item: T) {
+        if self.tx.send(Msg::Item(item)).await.is_err() {
+            tracing::error!(writer = self.name, "writer has stopped; record not written");
+        }
+    }
+
+    /// Waits until everything enqueued before this call has been written.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn drain<T: Clone + Send + 'static>(name: &'static str, mut rx: mpsc::Receiver<Msg<T>>, write: WriteFn<T>) {
+    let mut msgs = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut msgs, BATCH).await > 0 {
+        let mut items = Vec::with_capacity(msgs.len());
+        let mut flushes = Vec::new();
+        for msg in msgs.drain(..) {
+            match msg {
+                Msg::Item(item) => items.push(item),
+                Msg::Flush(done) => flushes.push(done),
+            }
+        }
+        write_with_retry(name, &write, items, rx.is_closed()).await;
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Retries with capped back-off while the database is unreachable. Once the server is
+/// shutting down it gives up after a few attempts and logs how many records were lost.
+async fn write_with_retry<T: Clone>(name: &'static str, write: &WriteFn<T>, items: Vec<T>, shutting_down: bool) {
+    if items.is_empty() {
+        return;
+    }
+    let mut delay = Duration::from_millis(100);
+    for attempt in 1u32.. {
+        match write(items.clone()).await {
+            Ok(()) => return,
+            Err(e) if shutting_down && attempt >= 3 => {
+                tracing::error!(writer = name, error = %e, lost = items.len(), "batch could not be written");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(writer = name, error = %e, attempt, pending = items.len(), "batch write failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
