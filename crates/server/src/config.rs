@@ -67,10 +67,24 @@ pub struct Config {
     pub tiers: BTreeMap<String, TierConfig>,
     /// Calls per minute one tenant may burst to across all its keys.
     pub tenant_burst_per_minute: u32,
+    /// Redis for limits shared by several replicas (`redis://host:6379/0`). None: in process.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key Cairn writes.
+    pub redis_key_prefix: String,
+    /// What rate limiting does when Redis fails: `fail_open` (fall back to in-process
+    /// limits) or `fail_closed` (refuse calls with 503).
+    pub redis_failure_mode: RedisFailureMode,
     /// Hosts accepted in the `Host` header of MCP requests (DNS-rebinding protection).
     /// Default: localhost, 127.0.0.1, ::1 and the hosts of `listen` and `public_url`.
     #[serde(deserialize_with = "string_or_list")]
     pub mcp_allowed_hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisFailureMode {
+    FailOpen,
+    FailClosed,
 }
 
 /// Limits of one tier.
@@ -124,6 +138,9 @@ impl Default for Config {
             default_tier: "starter".into(),
             tiers: default_tiers(),
             tenant_burst_per_minute: 12_000,
+            redis_url: None,
+            redis_key_prefix: "cairn".into(),
+            redis_failure_mode: RedisFailureMode::FailOpen,
             mcp_allowed_hosts: Vec::new(),
         }
     }
@@ -139,6 +156,10 @@ impl std::fmt::Debug for Config {
             .field("db_max_connections", &self.db_max_connections)
             .field("cors_allowed_origins", &self.cors_allowed_origins)
             .field("log_format", &self.log_format)
+            .field(
+                "redis_url",
+                &self.redis_url.as_deref().map(cairn_store::pool::redact_url),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -248,6 +269,11 @@ impl Config {
         }
         if self.body_limit_bytes < 1024 {
             return Err(invalid("body_limit_bytes", "must be at least 1024"));
+        }
+        if let Some(url) = &self.redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(invalid("redis_url", "must start with redis:// or rediss://"));
+            }
         }
         if self.tenant_burst_per_minute == 0 {
             return Err(invalid("tenant_burst_per_minute", "must be at least 1"));

@@ -64,7 +64,7 @@ impl AppState {
         let pepper = crate::keys::load_or_create_pepper(config.api_key_pepper.as_deref(), &config.data_dir)?;
         let ttl = std::time::Duration::from_secs(config.api_key_cache_ttl_secs);
         let keys = Arc::new(KeyVerifier::new(cairn_core::api_key::KeyHasher::new(pepper), ttl));
-        let limits = Arc::new(Limits::new(&config));
+        let limits = Arc::new(Limits::new(&config)?);
         Ok(Self {
             store,
             audit,

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use super::McpCaller;
 use crate::error::{ApiError, Code};
 use crate::extract::RequestMeta;
-use crate::limits::Decision;
+use crate::limits::{Decision, LimitScope};
 use crate::state::{AppState, Ctx};
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -196,7 +196,14 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
                 }
             }
             if let (true, Some(key)) = (is_billable(method), caller.key.as_ref()) {
-                let decision = app.limits.check(key).await;
+                let decision = app.limits.check(&app.store, key).await;
+                if decision == Decision::Unavailable {
+                    let id = peek.id.clone().unwrap_or(Value::Null);
+                    let msg = "rate limiting is unavailable; retry shortly";
+                    let mut resp = jsonrpc_error(StatusCode::SERVICE_UNAVAILABLE, id, -32603, msg, None);
+                    resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                    return Err(resp);
+                }
                 if let Decision::Limited {
                     limit,
                     retry_after,
@@ -208,8 +215,13 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
                         actor: Actor::Anonymous,
                         meta,
                     };
+                    let action = if scope == LimitScope::Quota {
+                        "quota.exceeded"
+                    } else {
+                        "rate_limit.exceeded"
+                    };
                     let event = ctx
-                        .event("rate_limit.exceeded", Outcome::Denied)
+                        .event(action, Outcome::Denied)
                         .tenant(tenant.id)
                         .target(key.id.to_string())
                         .details(json!({ "method": method, "tool": peek.params.as_ref().and_then(|p| p.name.clone()), "limit": limit, "scope": scope.as_str() }));

@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 struct TestEnv {
     backend: Option<String>,
     pg_url: Option<String>,
+    redis_url: Option<String>,
 }
 
 fn test_env() -> TestEnv {
@@ -36,6 +37,18 @@ pub fn backend() -> Backend {
         Some("postgres") => Backend::Postgres,
         Some(other) => panic!("CAIRN_TEST_BACKEND must be sqlite or postgres, not {other:?}"),
     }
+}
+
+/// The Redis the shared-limit tests use (`CAIRN_TEST_REDIS_URL`, default the machine's).
+pub fn redis_url() -> String {
+    test_env()
+        .redis_url
+        .unwrap_or_else(|| "redis://127.0.0.1:6379/0".to_owned())
+}
+
+/// A Redis key prefix no other test uses.
+pub fn redis_prefix() -> String {
+    format!("cairn-test-{}", uuid::Uuid::new_v4().simple())
 }
 
 /// A database created for one test and dropped after it.
@@ -73,6 +86,18 @@ impl TestDb {
                     pg: Some((admin, name)),
                 }
             }
+        }
+    }
+}
+
+impl TestDb {
+    /// A placeholder that owns nothing (for replica handles).
+    fn none() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self {
+            url: String::new(),
+            dir,
+            pg: None,
         }
     }
 }
@@ -181,6 +206,21 @@ impl TestApp {
             shutdown: Some(tx),
             task: Some(task),
             db,
+        }
+    }
+
+    /// A handle on a server started elsewhere (a second replica); stopping it is not
+    /// supported and it owns no database.
+    pub fn shell(addr: SocketAddr, state: AppState, client: reqwest::Client, config: Config) -> Self {
+        Self {
+            addr,
+            token: String::new(),
+            state,
+            client,
+            config,
+            shutdown: None,
+            task: None,
+            db: TestDb::none(),
         }
     }
 

@@ -11,6 +11,7 @@ mod cli;
 mod health;
 mod isolation;
 mod keys;
+mod limits;
 mod logs;
 mod mcp;
 mod mcp_client;
