@@ -67,6 +67,8 @@ pub struct Config {
     pub tiers: BTreeMap<String, TierConfig>,
     /// Calls per minute one tenant may burst to across all its keys.
     pub tenant_burst_per_minute: u32,
+    /// Per-tool bursts (calls per minute per key), e.g. `{ ingest_document = 10 }`.
+    pub tool_burst_per_minute: BTreeMap<String, u32>,
     /// Redis for limits shared by several replicas (`redis://host:6379/0`). None: in process.
     pub redis_url: Option<String>,
     /// Prefix of every Redis key Cairn writes.
@@ -138,6 +140,7 @@ impl Default for Config {
             default_tier: "starter".into(),
             tiers: default_tiers(),
             tenant_burst_per_minute: 12_000,
+            tool_burst_per_minute: BTreeMap::new(),
             redis_url: None,
             redis_key_prefix: "cairn".into(),
             redis_failure_mode: RedisFailureMode::FailOpen,
@@ -274,6 +277,12 @@ impl Config {
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
                 return Err(invalid("redis_url", "must start with redis:// or rediss://"));
             }
+        }
+        if let Some((tool, _)) = self.tool_burst_per_minute.iter().find(|(_, n)| **n == 0) {
+            return Err(invalid(
+                "tool_burst_per_minute",
+                format!("'{tool}': must be at least 1"),
+            ));
         }
         if self.tenant_burst_per_minute == 0 {
             return Err(invalid("tenant_burst_per_minute", "must be at least 1"));

@@ -23,6 +23,7 @@ pub struct Local {
     clock: DefaultClock,
     per_tier: HashMap<String, (u32, Keyed<ApiKeyId>)>,
     tenant: (u32, Keyed<TenantId>),
+    per_tool: HashMap<String, (u32, Keyed<ApiKeyId>)>,
     /// Billable calls this month per key: (month start, count). Seeded from the roll-ups.
     months: Mutex<HashMap<ApiKeyId, (chrono::DateTime<Utc>, u64)>>,
 }
@@ -46,11 +47,16 @@ impl Local {
             clock: DefaultClock::default(),
             per_tier,
             tenant: per_minute(config.tenant_burst_per_minute),
+            per_tool: config
+                .tool_burst_per_minute
+                .iter()
+                .map(|(tool, n)| (tool.clone(), per_minute(*n)))
+                .collect(),
             months: Mutex::new(HashMap::new()),
         }
     }
 
-    pub async fn check(&self, store: &Store, key: &ApiKey, quota: Option<u64>) -> Decision {
+    pub async fn check(&self, store: &Store, key: &ApiKey, tool: Option<(&str, u32)>, quota: Option<u64>) -> Decision {
         // A key whose tier was removed from the config falls back to the tenant limit only.
         let key_decision = self
             .per_tier
@@ -58,6 +64,13 @@ impl Local {
             .map(|(limit, limiter)| self.decide(*limit, limiter.check_key(&key.id), LimitScope::Key));
         if let Some(limited @ Decision::Limited { .. }) = key_decision {
             return limited;
+        }
+        if let Some((limit, limiter)) = tool.and_then(|(name, _)| self.per_tool.get(name)) {
+            if let limited @ Decision::Limited { .. } =
+                self.decide(*limit, limiter.check_key(&key.id), LimitScope::Tool)
+            {
+                return limited;
+            }
         }
         let (limit, limiter) = &self.tenant;
         let tenant_decision = self.decide(*limit, limiter.check_key(&key.tenant_id), LimitScope::Tenant);

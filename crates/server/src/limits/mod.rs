@@ -40,6 +40,7 @@ pub enum Decision {
 pub enum LimitScope {
     Key,
     Tenant,
+    Tool,
     Quota,
 }
 
@@ -48,6 +49,7 @@ impl LimitScope {
         match self {
             Self::Key => "key",
             Self::Tenant => "tenant",
+            Self::Tool => "tool",
             Self::Quota => "monthly_quota",
         }
     }
@@ -59,6 +61,7 @@ pub struct Limits {
     failure_mode: RedisFailureMode,
     tiers: std::collections::BTreeMap<String, crate::config::TierConfig>,
     tenant_burst: u32,
+    tool_bursts: std::collections::BTreeMap<String, u32>,
     /// After a Redis failure, skip Redis until this instant instead of paying its
     /// timeout on every call.
     redis_down_until: std::sync::Mutex<Option<std::time::Instant>>,
@@ -103,6 +106,7 @@ impl Limits {
             failure_mode: config.redis_failure_mode,
             tiers: config.tiers.clone(),
             tenant_burst: config.tenant_burst_per_minute,
+            tool_bursts: config.tool_burst_per_minute.clone(),
             redis_down_until: std::sync::Mutex::new(None),
         })
     }
@@ -123,9 +127,12 @@ impl Limits {
         self.failure_mode
     }
 
-    /// Takes one billable call from the key's burst, the tenant's burst and the key's
-    /// monthly quota. A refused call consumes nothing of the later checks.
-    pub async fn check(&self, store: &Store, key: &ApiKey) -> Decision {
+    /// Takes one billable call from the key's burst, the tool's burst (when configured),
+    /// the tenant's burst and the key's monthly quota.
+    pub async fn check(&self, store: &Store, key: &ApiKey, tool: Option<&str>) -> Decision {
+        let tool = tool
+            .and_then(|t| self.tool_bursts.get_key_value(t))
+            .map(|(name, burst)| (name.as_str(), *burst));
         let tier = self.tiers.get(&key.tier);
         let key_burst = tier.map(|t| t.burst_per_minute);
         let quota = tier.and_then(|t| t.monthly_quota);
@@ -137,7 +144,10 @@ impl Limits {
                 .map(|g| g.is_some_and(|t| now < t))
                 .unwrap_or(false);
             if !down {
-                match shared.check(store, key, key_burst, self.tenant_burst, quota).await {
+                match shared
+                    .check(store, key, key_burst, tool, self.tenant_burst, quota)
+                    .await
+                {
                     Ok(decision) => return decision,
                     Err(e) => {
                         tracing::warn!(error = %e, mode = ?self.failure_mode, "shared rate limiter unavailable");
@@ -152,6 +162,6 @@ impl Limits {
                 return Decision::Unavailable;
             }
         }
-        self.local.check(store, key, quota).await
+        self.local.check(store, key, tool, quota).await
     }
 }

@@ -14,10 +14,11 @@ use redis::Script;
 
 use super::{month_start, next_month, Decision, LimitScope};
 
-/// KEYS: key-burst, tenant-burst, month counter. ARGV: key burst (0 = none), tenant
-/// burst, monthly quota (-1 = none), seed for the month counter, counter TTL (s).
-/// Returns {allowed, limit, remaining, reset_ms|retry_ms, scope} with scope 1 = key,
-/// 2 = tenant, 3 = quota. Nothing is consumed unless every check passes.
+/// KEYS: key burst, tenant burst, month counter, tool burst. ARGV: key burst (0 = none),
+/// tenant burst, monthly quota (-1 = none), seed for the month counter, counter TTL (s),
+/// tool burst (0 = none). Returns {allowed, limit, remaining, reset_ms|retry_ms, scope}
+/// with scope 1 = key, 2 = tenant, 3 = quota, 4 = tool. Nothing is consumed unless every
+/// check passes.
 const CHECK: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -39,6 +40,13 @@ if key_burst > 0 then
   if not ok then return {0, key_burst, 0, v, 1} end
   key_tat = v
 end
+local tool_burst = tonumber(ARGV[6])
+local tool_tat
+if tool_burst > 0 then
+  local ok, v = gcra(KEYS[4], tool_burst)
+  if not ok then return {0, tool_burst, 0, v, 4} end
+  tool_tat = v
+end
 local ok, tenant_tat = gcra(KEYS[2], tenant_burst)
 if not ok then return {0, tenant_burst, 0, tenant_tat, 2} end
 if quota >= 0 then
@@ -48,6 +56,9 @@ if quota >= 0 then
   redis.call('INCR', KEYS[3])
 end
 redis.call('SET', KEYS[2], tenant_tat, 'PX', math.ceil(tenant_tat - now) + 1000)
+if tool_burst > 0 then
+  redis.call('SET', KEYS[4], tool_tat, 'PX', math.ceil(tool_tat - now) + 1000)
+end
 if key_burst > 0 then
   redis.call('SET', KEYS[1], key_tat, 'PX', math.ceil(key_tat - now) + 1000)
   local interval = 60000 / key_burst
@@ -97,6 +108,7 @@ impl Shared {
         store: &Store,
         key: &ApiKey,
         key_burst: Option<u32>,
+        tool: Option<(&str, u32)>,
         tenant_burst: u32,
         quota: Option<u64>,
     ) -> Result<Decision, String> {
@@ -124,11 +136,18 @@ impl Shared {
             .key(format!("{}:rl:key:{}", self.prefix, key.id))
             .key(format!("{}:rl:tenant:{}", self.prefix, key.tenant_id))
             .key(counter)
+            .key(format!(
+                "{}:rl:tool:{}:{}",
+                self.prefix,
+                key.id,
+                tool.map_or("", |t| t.0)
+            ))
             .arg(key_burst.unwrap_or(0))
             .arg(tenant_burst.max(1))
             .arg(quota.map_or(-1, |q| i64::try_from(q).unwrap_or(i64::MAX)))
             .arg(seed)
             .arg(40 * 86_400)
+            .arg(tool.map_or(0, |t| t.1))
             .invoke_async(&mut conn)
             .await
             .map_err(|e| e.to_string())?;
@@ -147,6 +166,7 @@ impl Shared {
             let (scope, retry_after) = match scope {
                 1 => (LimitScope::Key, millis(*ms)),
                 2 => (LimitScope::Tenant, millis(*ms)),
+                4 => (LimitScope::Tool, millis(*ms)),
                 _ => (
                     LimitScope::Quota,
                     (next_month(now) - now).to_std().unwrap_or(Duration::from_secs(1)),

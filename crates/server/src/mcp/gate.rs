@@ -196,7 +196,7 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
                 }
             }
             if let (true, Some(key)) = (is_billable(method), caller.key.as_ref()) {
-                let decision = app.limits.check(&app.store, key).await;
+                let decision = app.limits.check(&app.store, key, tool.as_deref()).await;
                 if decision == Decision::Unavailable {
                     let id = peek.id.clone().unwrap_or(Value::Null);
                     let msg = "rate limiting is unavailable; retry shortly";

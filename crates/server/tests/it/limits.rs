@@ -219,3 +219,40 @@ async fn redis_down_fail_closed_refuses_calls() {
     .await;
     assert_eq!(list.status, StatusCode::OK);
 }
+
+async fn tool_limit_holds(shared: bool) {
+    let primary = TestApp::start_with(|c| {
+        with_tiers(c);
+        c.tool_burst_per_minute = BTreeMap::from([("whoami".to_owned(), 2)]);
+        if shared {
+            c.redis_url = Some(redis_url());
+            c.redis_key_prefix = redis_prefix();
+        }
+    })
+    .await;
+    primary.tenant("acme").await;
+    let secret = key(&primary, "tiny").await;
+    let session = open_session(&primary, "acme", Some(&secret)).await;
+    for i in 0..2 {
+        assert_eq!(
+            post(&primary, "acme", Some(&secret), Some(&session), &call_tool(i, "whoami"))
+                .await
+                .status,
+            StatusCode::OK
+        );
+    }
+    let over = post(&primary, "acme", Some(&secret), Some(&session), &call_tool(2, "whoami")).await;
+    assert_eq!(over.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(over.messages[0]["error"]["data"]["scope"], "tool");
+    assert_eq!(over.headers["ratelimit-limit"], "2");
+}
+
+#[tokio::test]
+async fn per_tool_limit_in_process() {
+    tool_limit_holds(false).await;
+}
+
+#[tokio::test]
+async fn per_tool_limit_through_redis() {
+    tool_limit_holds(true).await;
+}
