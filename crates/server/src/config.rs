@@ -228,7 +228,17 @@ impl Config {
         let keys = Self::keys();
         figment = figment
             .merge(Env::raw().only(&["database_url"]))
-            .merge(Env::prefixed("CAIRN_").filter(move |k| keys.iter().any(|known| k == known.as_str())))
+            .merge(
+                Env::prefixed("CAIRN_")
+                    .filter(move |k| {
+                        // The top-level key, whether figment shows it before or after splitting.
+                        let top = k.as_str().split("__").next().unwrap_or_default();
+                        let top = top.split('.').next().unwrap_or_default();
+                        keys.iter().any(|known| top.eq_ignore_ascii_case(known))
+                    })
+                    // CAIRN_TIERS__TRIAL__BURST_PER_MINUTE=10 sets tiers.trial.burst_per_minute.
+                    .split("__"),
+            )
             .merge(Serialized::defaults(args));
         let cfg: Config = figment.extract().map_err(Box::new)?;
         cfg.validate()?;
@@ -499,6 +509,32 @@ mod tests {
                 .map(|e| e.to_string())
                 .unwrap_or_default();
             assert!(err.to_lowercase().contains("listen"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn nested_tiers_from_file_and_env() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("cairn.toml", "[tiers.gold]\nburst_per_minute = 99\nmonthly_quota = 5\n")?;
+            jail.set_env("CAIRN_TIERS__TRIAL__BURST_PER_MINUTE", "7");
+            jail.set_env("CAIRN_REDIS_URL", "redis://127.0.0.1:6379/0");
+            jail.set_env("CAIRN_REDIS_FAILURE_MODE", "fail_closed");
+            let cfg = Config::load(&ConfigArgs::default()).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.tiers["gold"].burst_per_minute, 99);
+            assert_eq!(cfg.tiers["trial"].burst_per_minute, 7);
+            assert_eq!(
+                cfg.tiers["trial"].expires_after_days,
+                Some(14),
+                "other fields keep their defaults"
+            );
+            assert_eq!(cfg.redis_failure_mode, RedisFailureMode::FailClosed);
+            jail.set_env("CAIRN_DEFAULT_TIER", "platinum");
+            let err = Config::load(&ConfigArgs::default())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("default_tier"), "{err}");
             Ok(())
         });
     }
