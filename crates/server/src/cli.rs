@@ -474,17 +474,7 @@ async fn member(cmd: MemberCmd, ctx: &Ctx) -> Result<(), CliError> {
         MemberCmd::Add { tenant, user, role } => {
             print_json(&members::add(ctx, &tenant, members::AddMember { user_id: user, role }).await?)
         }
-        MemberCmd::List { tenant } => print_json(
-            &members::list(
-                ctx,
-                &tenant,
-                &ListParams {
-                    limit: Some(200),
-                    cursor: None,
-                },
-            )
-            .await?,
-        ),
+        MemberCmd::List { tenant } => print_json(&members::list(ctx, &tenant, &ListParams::all()).await?),
         MemberCmd::Remove { tenant, user } => {
             members::remove(ctx, &tenant, &user).await?;
             eprintln!("{user} removed from {tenant}");
@@ -519,17 +509,7 @@ async fn key(cmd: KeyCmd, ctx: &Ctx) -> Result<(), CliError> {
             );
             print_json(&issued)
         }
-        KeyCmd::List { tenant } => print_json(
-            &api_keys::list(
-                ctx,
-                &tenant,
-                &ListParams {
-                    limit: Some(200),
-                    cursor: None,
-                },
-            )
-            .await?,
-        ),
+        KeyCmd::List { tenant } => print_json(&api_keys::list(ctx, &tenant, &ListParams::all()).await?),
         KeyCmd::Rotate {
             tenant,
             id,

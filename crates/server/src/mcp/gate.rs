@@ -15,7 +15,7 @@ use cairn_core::api_key::{self, Scope};
 use cairn_core::audit::{Actor, Outcome};
 use cairn_core::ids::{ApiKeyId, TenantId};
 use cairn_core::tenant::TenantStatus;
-use cairn_core::usage::{UsageEvent, UsageOutcome};
+use cairn_core::usage::UsageOutcome;
 use moka::sync::Cache;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -252,18 +252,7 @@ async fn refused(
     outcome: UsageOutcome,
     facts: &RequestFacts,
 ) {
-    let event = UsageEvent {
-        tenant: caller.tenant.id,
-        key: caller.key.as_ref().map(|k| k.id),
-        user: caller.key.as_ref().and_then(|k| k.user_id),
-        occurred_at: chrono::Utc::now(),
-        method: method.to_owned(),
-        tool,
-        outcome,
-        latency_us: u64::try_from(facts.started.elapsed().as_micros()).unwrap_or(u64::MAX),
-        request_bytes: u64::try_from(facts.request_bytes).unwrap_or(u64::MAX),
-        response_bytes: 0,
-    };
+    let event = caller.usage(method, tool, outcome, facts.started, (facts.request_bytes, 0));
     app.usage.record(event).await;
 }
 

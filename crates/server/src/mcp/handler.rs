@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use cairn_core::ids::{ApiKeyId, TenantId};
-use cairn_core::usage::{UsageEvent, UsageOutcome};
+use cairn_core::usage::UsageOutcome;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, GetPromptRequestParams,
     GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult, ListPromptsResult,
@@ -131,18 +131,14 @@ impl CairnMcp {
             }
             Err(e) => (UsageOutcome::Error, serde_json::to_vec(e).map_or(0, |v| v.len())),
         };
-        let event = UsageEvent {
-            tenant: caller.tenant.id,
-            key: caller.key.as_ref().map(|k| k.id),
-            user: caller.key.as_ref().and_then(|k| k.user_id),
-            occurred_at: chrono::Utc::now(),
-            method: method.to_owned(),
-            tool: tool.map(str::to_owned),
+        let tool = tool.map(str::to_owned);
+        let event = caller.usage(
+            method,
+            tool,
             outcome,
-            latency_us: u64::try_from(meter.started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            request_bytes: u64::try_from(meter.request_bytes).unwrap_or(u64::MAX),
-            response_bytes: u64::try_from(response_bytes).unwrap_or(u64::MAX),
-        };
+            meter.started,
+            (meter.request_bytes, response_bytes),
+        );
         self.app.usage.record(event).await;
     }
 }

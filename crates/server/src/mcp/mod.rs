@@ -38,6 +38,30 @@ impl McpCaller {
     pub fn has(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
     }
+
+    /// The usage event of one request of this caller, started at `started`.
+    pub fn usage(
+        &self,
+        method: &str,
+        tool: Option<String>,
+        outcome: cairn_core::usage::UsageOutcome,
+        started: std::time::Instant,
+        bytes: (usize, usize),
+    ) -> cairn_core::usage::UsageEvent {
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        cairn_core::usage::UsageEvent {
+            tenant: self.tenant.id,
+            key: self.key.as_ref().map(|k| k.id),
+            user: self.key.as_ref().and_then(|k| k.user_id),
+            occurred_at: chrono::Utc::now(),
+            method: method.to_owned(),
+            tool,
+            outcome,
+            latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            request_bytes: count(bytes.0),
+            response_bytes: count(bytes.1),
+        }
+    }
 }
 
 /// The MCP routes: rmcp's Streamable HTTP service behind the [`gate`].

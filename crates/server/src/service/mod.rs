@@ -21,6 +21,14 @@ pub struct ListParams {
 impl ListParams {
     pub const DEFAULT_LIMIT: u32 = 50;
 
+    /// The largest single page, for the CLI.
+    pub fn all() -> Self {
+        Self {
+            limit: Some(cairn_store::Page::MAX_LIMIT),
+            cursor: None,
+        }
+    }
+
     pub fn page(&self) -> cairn_store::Page {
         cairn_store::Page {
             limit: self.limit.unwrap_or(Self::DEFAULT_LIMIT),

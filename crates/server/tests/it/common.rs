@@ -291,6 +291,17 @@ impl TestApp {
         db
     }
 
+    /// The newest audit events of tenant `slug`, after flushing the writer.
+    pub async fn tenant_events(&self, slug: &str) -> Vec<cairn_store::audit::StoredAuditEvent> {
+        self.state.audit.flush().await;
+        let (_, tenant) = self.get(&format!("/api/v1/tenants/{slug}")).await;
+        self.state
+            .store
+            .recent_audit_events(s(&tenant["id"]).parse().unwrap(), 200)
+            .await
+            .unwrap()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.config.data_dir.clone()
     }

@@ -49,14 +49,7 @@ async fn key_lifecycle_over_rest() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 
-    app.state.audit.flush().await;
-    let tenant = app.get("/api/v1/tenants/acme").await.1;
-    let events = app
-        .state
-        .store
-        .recent_audit_events(s(&tenant["id"]).parse().unwrap(), 20)
-        .await
-        .unwrap();
+    let events = app.tenant_events("acme").await;
     let actions: Vec<_> = events.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(&actions[..3], ["api_key.revoked", "api_key.rotated", "api_key.created"]);
     let text = serde_json::to_string(&events).unwrap();

@@ -140,14 +140,7 @@ async fn quota_holds(shared: bool) {
     .await;
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{}", reply.text);
 
-    primary.state.audit.flush().await;
-    let (_, tenant) = primary.get("/api/v1/tenants/acme").await;
-    let events = primary
-        .state
-        .store
-        .recent_audit_events(s(&tenant["id"]).parse().unwrap(), 50)
-        .await
-        .unwrap();
+    let events = primary.tenant_events("acme").await;
     assert!(events.iter().any(|e| e.action == "quota.exceeded"));
 }
 

@@ -138,14 +138,7 @@ async fn keys_are_refused_outside_their_tenant_and_lifetime() {
     }
     assert!(chrono::Utc::now() >= expires_at, "refused only after the expiry");
 
-    app.state.audit.flush().await;
-    let (_, tenant) = app.get("/api/v1/tenants/acme").await;
-    let events = app
-        .state
-        .store
-        .recent_audit_events(s(&tenant["id"]).parse().unwrap(), 100)
-        .await
-        .unwrap();
+    let events = app.tenant_events("acme").await;
     let reasons: Vec<_> = events
         .iter()
         .filter(|e| e.action == "auth.failed")
@@ -233,14 +226,7 @@ async fn trial_burst_limit_answers_429_with_headers() {
     .await;
     assert_eq!(list.status, StatusCode::OK);
 
-    app.state.audit.flush().await;
-    let (_, tenant) = app.get("/api/v1/tenants/acme").await;
-    let events = app
-        .state
-        .store
-        .recent_audit_events(s(&tenant["id"]).parse().unwrap(), 50)
-        .await
-        .unwrap();
+    let events = app.tenant_events("acme").await;
     assert!(events
         .iter()
         .any(|e| e.action == "rate_limit.exceeded" && e.target.as_deref() == Some(s(&k["id"]))));
