@@ -76,11 +76,11 @@ pub trait Provider: Send + Sync {
     }
 }
 
-/// The providers serving one tenant.
+/// The providers serving one tenant. A conformance tenant serves exactly the suite's
+/// fixtures and nothing else.
 pub fn providers_for(caller: &McpCaller) -> Vec<Arc<dyn Provider>> {
-    let mut providers: Vec<Arc<dyn Provider>> = vec![Arc::new(super::whoami::Whoami)];
     if caller.tenant.conformance_fixtures {
-        providers.push(Arc::new(super::fixtures::Fixtures));
+        return vec![Arc::new(super::fixtures::Fixtures)];
     }
-    providers
+    vec![Arc::new(super::whoami::Whoami)]
 }

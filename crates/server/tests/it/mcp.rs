@@ -370,3 +370,50 @@ async fn usage_is_metered_per_key_and_tool() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn conformance_tenant_serves_only_fixtures_without_auth() {
+    let app = TestApp::start().await;
+    let created = app.tenant("conf").await;
+    assert_eq!(created["conformance_fixtures"], false, "off by default");
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    assert_eq!(
+        post(&app, "conf", None, None, &init).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let (status, patched) = app
+        .call(
+            Method::PATCH,
+            "/api/v1/tenants/conf",
+            Some(json!({"conformance_fixtures": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["conformance_fixtures"], true);
+    let session = open_session(&app, "conf", None).await;
+    let list = post(
+        &app,
+        "conf",
+        None,
+        Some(&session),
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+    )
+    .await;
+    let names: Vec<_> = list.result(1)["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| s(&t["name"]).to_owned())
+        .collect();
+    assert!(names.contains(&"test_simple_text".to_owned()));
+    assert!(!names.contains(&"whoami".to_owned()), "exactly the fixtures");
+    let text = post(&app, "conf", None, Some(&session), &call_tool(2, "test_simple_text")).await;
+    assert_eq!(
+        text.result(2)["content"][0]["text"],
+        "This is a simple text response for testing."
+    );
+    let (_, list) = app.get("/api/v1/tenants").await;
+    assert_eq!(list["data"][0]["conformance_fixtures"], true);
+}
