@@ -131,25 +131,6 @@ impl KeyVerifier {
     }
 }
 
-/// Flushes last-use times every `every` (the server aborts it at shutdown and flushes
-/// once more).
-pub fn spawn_last_used_flusher(
-    verifier: Arc<KeyVerifier>,
-    store: Store,
-    every: Duration,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(e) = verifier.flush_last_used(&store).await {
-                tracing::warn!(error = %e, "could not record API key last-use times");
-            }
-        }
-    })
-}
-
 /// The pepper from config, or from `{data_dir}/api-key-pepper`, created on first use.
 pub fn load_or_create_pepper(configured: Option<&str>, data_dir: &Path) -> Result<[u8; 32], String> {
     if let Some(value) = configured {

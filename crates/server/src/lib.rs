@@ -126,7 +126,7 @@ impl Server {
         let (audit, audit_task) = AuditSink::start(store.clone());
         let (usage, usage_task) = usage::UsageSink::start(store.clone());
         let state = AppState::new(store, audit, usage, config).map_err(StartupError::Secrets)?;
-        let flusher = keys::spawn_last_used_flusher(state.keys.clone(), state.store.clone(), Duration::from_secs(30));
+        let flusher = spawn_housekeeping(state.clone(), Duration::from_secs(30));
         Ok(Self {
             state,
             audit_task,
@@ -181,6 +181,22 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// Periodic in-process chores: record API-key last use, prune idle limiter state. The
+/// server aborts it at shutdown and records last use once more.
+fn spawn_housekeeping(state: AppState, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = state.keys.flush_last_used(&state.store).await {
+                tracing::warn!(error = %e, "could not record API key last-use times");
+            }
+            state.limits.prune();
+        }
+    })
 }
 
 /// Runs Cairn with `config` on `listener` until SIGINT/SIGTERM.

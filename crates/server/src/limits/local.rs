@@ -85,6 +85,15 @@ impl Local {
         key_decision.unwrap_or(tenant_decision)
     }
 
+    /// Forgets limiter state that is back to full allowance (keeps memory bounded by
+    /// the keys active in the last minute).
+    pub fn prune(&self) {
+        for (_, limiter) in self.per_tier.values().chain(self.per_tool.values()) {
+            limiter.retain_recent();
+        }
+        self.tenant.1.retain_recent();
+    }
+
     /// Counts one call against the monthly quota; `Some(Limited)` once it is used up.
     async fn take_quota(&self, store: &Store, key: &ApiKey, quota: u64) -> Option<Decision> {
         let now = Utc::now();

@@ -123,6 +123,11 @@ impl Limits {
         }
     }
 
+    /// Drops idle in-process limiter state; called periodically.
+    pub fn prune(&self) {
+        self.local.prune();
+    }
+
     pub fn failure_mode(&self) -> RedisFailureMode {
         self.failure_mode
     }
