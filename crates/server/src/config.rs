@@ -76,6 +76,8 @@ pub struct Config {
     /// What rate limiting does when Redis fails: `fail_open` (fall back to in-process
     /// limits) or `fail_closed` (refuse calls with 503).
     pub redis_failure_mode: RedisFailureMode,
+    /// Test-only: accept `http://127.0.0.1|localhost` JWKS URLs for identity providers.
+    pub idp_allow_http_loopback: bool,
     /// Hosts accepted in the `Host` header of MCP requests (DNS-rebinding protection).
     /// Default: localhost, 127.0.0.1, ::1 and the hosts of `listen` and `public_url`.
     #[serde(deserialize_with = "string_or_list")]
@@ -145,6 +147,7 @@ impl Default for Config {
             redis_key_prefix: "cairn".into(),
             redis_failure_mode: RedisFailureMode::FailOpen,
             mcp_allowed_hosts: Vec::new(),
+            idp_allow_http_loopback: false,
         }
     }
 }

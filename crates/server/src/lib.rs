@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod idp;
 pub mod keys;
 pub mod limits;
 pub mod mcp;

@@ -22,6 +22,7 @@ pub struct AppState {
     pub keys: Arc<KeyVerifier>,
     pub limits: Arc<Limits>,
     pub tenants: TenantCache,
+    pub idp: Arc<crate::idp::IdpVerifier>,
 }
 
 /// Slug → tenant for the MCP hot path, for a few seconds. Updates and deletions on this
@@ -73,6 +74,7 @@ impl AppState {
             keys,
             limits,
             tenants: TenantCache::new(),
+            idp: Arc::new(crate::idp::IdpVerifier::new()),
         })
     }
 }

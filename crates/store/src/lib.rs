@@ -16,6 +16,7 @@ mod macros;
 pub mod api_keys;
 pub mod audit;
 pub mod error;
+pub mod identity_providers;
 pub mod memberships;
 pub mod operator_tokens;
 pub mod pool;

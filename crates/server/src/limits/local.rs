@@ -85,6 +85,11 @@ impl Local {
         key_decision.unwrap_or(tenant_decision)
     }
 
+    pub fn check_tenant(&self, tenant: TenantId) -> Decision {
+        let (limit, limiter) = &self.tenant;
+        self.decide(*limit, limiter.check_key(&tenant), LimitScope::Tenant)
+    }
+
     /// Forgets limiter state that is back to full allowance (keeps memory bounded by
     /// the keys active in the last minute).
     pub fn prune(&self) {

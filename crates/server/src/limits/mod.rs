@@ -123,6 +123,12 @@ impl Limits {
         }
     }
 
+    /// Takes one call from the tenant's burst only (callers without an API key). In
+    /// process even when Redis is configured.
+    pub fn check_tenant(&self, tenant: cairn_core::ids::TenantId) -> Decision {
+        self.local.check_tenant(tenant)
+    }
+
     /// Drops idle in-process limiter state; called periodically.
     pub fn prune(&self) {
         self.local.prune();

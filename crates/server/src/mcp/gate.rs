@@ -13,7 +13,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use cairn_core::api_key::{self, Scope};
 use cairn_core::audit::{Actor, Outcome};
-use cairn_core::ids::{ApiKeyId, TenantId};
 use cairn_core::tenant::TenantStatus;
 use cairn_core::usage::UsageOutcome;
 use moka::sync::Cache;
@@ -28,7 +27,7 @@ use crate::state::{AppState, Ctx};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
-type Principal = (TenantId, Option<ApiKeyId>);
+use super::Principal;
 
 pub struct Gate {
     pub app: AppState,
@@ -126,9 +125,28 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
     };
 
     let caller = match bearer(req.headers()) {
+        Some(token) if crate::idp::looks_like_jwt(token) => {
+            match crate::idp::authenticate(&app.idp, &app.store, tenant.id, token).await {
+                Ok((user, role)) => McpCaller::member(tenant.clone(), user, role),
+                Err(refusal) => {
+                    let ctx = Ctx {
+                        state: app.clone(),
+                        actor: Actor::Anonymous,
+                        meta,
+                    };
+                    let event = ctx
+                        .event("auth.failed", Outcome::Denied)
+                        .tenant(tenant.id)
+                        .details(json!({ "credential": "idp_jwt", "reason": refusal.reason() }));
+                    ctx.audit(event).await;
+                    return Err(ApiError::unauthorized().into_response());
+                }
+            }
+        }
         Some(token) => match app.keys.verify(&app.store, tenant.id, token).await {
             Ok(Ok(key)) => McpCaller {
                 scopes: key.scopes.clone(),
+                user: key.user_id,
                 key: Some(key),
                 tenant: tenant.clone(),
             },
@@ -154,7 +172,7 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
     if tenant.status == TenantStatus::Suspended {
         return Err(ApiError::new(Code::Forbidden, "this tenant is suspended").into_response());
     }
-    let principal = (tenant.id, caller.key.as_ref().map(|k| k.id));
+    let principal = caller.principal();
     if let Some(session) = req.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
         if gate.sessions.get(session).is_some_and(|owner| owner != principal) {
             // Someone else's session: answer as if it did not exist.
@@ -195,8 +213,13 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
                     return Err(insufficient_scope(scope));
                 }
             }
-            if let (true, Some(key)) = (is_billable(method), caller.key.as_ref()) {
-                let decision = app.limits.check(&app.store, key, tool.as_deref()).await;
+            let decision = match (is_billable(method), caller.key.as_ref(), caller.user) {
+                (true, Some(key), _) => Some(app.limits.check(&app.store, key, tool.as_deref()).await),
+                // Members signed in through the identity provider: the tenant's burst.
+                (true, None, Some(_)) => Some(app.limits.check_tenant(tenant.id)),
+                _ => None,
+            };
+            if let Some(decision) = decision {
                 if decision == Decision::Unavailable {
                     let id = peek.id.clone().unwrap_or(Value::Null);
                     let msg = "rate limiting is unavailable; retry shortly";
@@ -223,7 +246,7 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
                     let event = ctx
                         .event(action, Outcome::Denied)
                         .tenant(tenant.id)
-                        .target(key.id.to_string())
+                        .target(caller.key.as_ref().map(|k| k.id.to_string()).unwrap_or_default())
                         .details(json!({ "method": method, "tool": peek.params.as_ref().and_then(|p| p.name.clone()), "limit": limit, "scope": scope.as_str() }));
                     ctx.audit(event).await;
                     refused(app, &caller, method, tool, UsageOutcome::RateLimited, &facts).await;

@@ -7,7 +7,6 @@ use std::sync::{Arc, OnceLock};
 
 use std::time::Instant;
 
-use cairn_core::ids::{ApiKeyId, TenantId};
 use cairn_core::usage::UsageOutcome;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, GetPromptRequestParams,
@@ -29,7 +28,7 @@ pub struct CairnMcp {
     /// Set for stdio, where the CLI decides who the caller is.
     fixed: Option<McpCaller>,
     /// The tenant and key that opened this session; later requests must match.
-    bound: Arc<OnceLock<(TenantId, Option<ApiKeyId>)>>,
+    bound: Arc<OnceLock<super::Principal>>,
 }
 
 impl CairnMcp {
@@ -65,7 +64,7 @@ impl CairnMcp {
             .and_then(|p| p.extensions.get::<McpCaller>())
             .cloned()
             .ok_or_else(|| ErrorData::invalid_request("unauthenticated request", None))?;
-        let principal = (caller.tenant.id, caller.key.as_ref().map(|k| k.id));
+        let principal = caller.principal();
         if *self.bound.get_or_init(|| principal) != principal {
             return Err(ErrorData::invalid_request(
                 "this session belongs to another client",

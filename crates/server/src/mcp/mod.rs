@@ -16,12 +16,22 @@ use std::sync::Arc;
 use cairn_core::api_key::{ApiKey, Scope};
 use cairn_core::tenant::Tenant;
 
+/// Who opened an MCP session: tenant, key, user. A session only serves its principal.
+pub type Principal = (
+    cairn_core::ids::TenantId,
+    Option<cairn_core::ids::ApiKeyId>,
+    Option<cairn_core::ids::UserId>,
+);
+
 /// Who is calling, as established by the gate (HTTP) or the CLI (stdio).
 #[derive(Debug, Clone)]
 pub struct McpCaller {
     pub tenant: Arc<Tenant>,
-    /// `None` for stdio (local trust) and for the anonymous conformance tenant.
+    /// `None` for stdio (local trust), the anonymous conformance tenant and users
+    /// signed in through the tenant's identity provider.
     pub key: Option<ApiKey>,
+    /// The user behind the call: the key's user, or the identity provider's.
+    pub user: Option<cairn_core::ids::UserId>,
     pub scopes: Vec<Scope>,
 }
 
@@ -31,8 +41,27 @@ impl McpCaller {
         Self {
             tenant,
             key: None,
+            user: None,
             scopes: Scope::ALL.to_vec(),
         }
+    }
+
+    /// A member signed in with an identity-provider token: scopes follow the role.
+    pub fn member(tenant: Arc<Tenant>, user: cairn_core::ids::UserId, role: cairn_core::user::Role) -> Self {
+        let scopes = match role {
+            cairn_core::user::Role::Member => vec![Scope::McpTools, Scope::McpResources, Scope::McpPrompts],
+            cairn_core::user::Role::Admin | cairn_core::user::Role::Owner => Scope::ALL.to_vec(),
+        };
+        Self {
+            tenant,
+            key: None,
+            user: Some(user),
+            scopes,
+        }
+    }
+
+    pub fn principal(&self) -> Principal {
+        (self.tenant.id, self.key.as_ref().map(|k| k.id), self.user)
     }
 
     pub fn has(&self, scope: Scope) -> bool {
@@ -52,7 +81,7 @@ impl McpCaller {
         cairn_core::usage::UsageEvent {
             tenant: self.tenant.id,
             key: self.key.as_ref().map(|k| k.id),
-            user: self.key.as_ref().and_then(|k| k.user_id),
+            user: self.user,
             occurred_at: chrono::Utc::now(),
             method: method.to_owned(),
             tool,

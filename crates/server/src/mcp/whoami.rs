@@ -49,6 +49,7 @@ impl Provider for Whoami {
                         "id": k.id, "public_id": k.public_id, "name": k.name, "environment": k.environment,
                         "expires_at": k.expires_at,
                     })),
+                    "user": caller.user,
                     "scopes": caller.scopes,
                     "tier": tier,
                     "limits": limits,

@@ -1,6 +1,7 @@
 //! HTTP routes. Handlers only extract, call one service function and wrap the result.
 
 mod health;
+mod idp;
 mod keys;
 mod members;
 mod tenants;
@@ -35,6 +36,10 @@ pub fn router() -> Router<AppState> {
         .route("/tenants/{slug}/keys/{id}", get(keys::show).delete(keys::revoke))
         .route("/tenants/{slug}/keys/{id}/rotate", post(keys::rotate))
         .route("/tenants/{slug}/usage", get(usage::report))
+        .route(
+            "/tenants/{slug}/identity-provider",
+            get(idp::show).put(idp::put).delete(idp::delete),
+        )
         .route("/users", post(users::create).get(users::list))
         .route("/users/{id}", get(users::show))
         .route("/users/{id}/tenants", get(users::tenants))

@@ -9,6 +9,7 @@ mod api_errors;
 mod audit;
 mod cli;
 mod health;
+mod idp;
 mod isolation;
 mod keys;
 mod limits;
