@@ -113,7 +113,6 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
         .strip_prefix("/t/")
         .and_then(|p| p.strip_suffix("/mcp"))
         .unwrap_or_default();
-    let meta = request_meta(&req);
     // An unknown tenant answers exactly like a bad key: no hint that a slug exists.
     let tenant = app
         .tenants
@@ -132,7 +131,7 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
                     let ctx = Ctx {
                         state: app.clone(),
                         actor: Actor::Anonymous,
-                        meta,
+                        meta: request_meta(req.headers(), req.extensions()),
                     };
                     let event = ctx
                         .event("auth.failed", Outcome::Denied)
@@ -154,7 +153,7 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
                 let ctx = Ctx {
                     state: app.clone(),
                     actor: Actor::Anonymous,
-                    meta,
+                    meta: request_meta(req.headers(), req.extensions()),
                 };
                 let public_id = api_key::parse(token).map(|p| p.public_id.to_owned());
                 let event = ctx
@@ -236,7 +235,7 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
                     let ctx = Ctx {
                         state: app.clone(),
                         actor: Actor::Anonymous,
-                        meta,
+                        meta: request_meta(&parts.headers, &parts.extensions),
                     };
                     let action = if scope == LimitScope::Quota {
                         "quota.exceeded"
@@ -279,9 +278,10 @@ async fn refused(
     app.usage.record(event).await;
 }
 
-fn request_meta(req: &Request) -> RequestMeta {
+/// Only failures are audited, so this is only computed on those paths.
+fn request_meta(headers: &HeaderMap, extensions: &axum::http::Extensions) -> RequestMeta {
     let header = |name: &str| {
-        req.headers()
+        headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(256).collect())
@@ -289,8 +289,7 @@ fn request_meta(req: &Request) -> RequestMeta {
     RequestMeta {
         request_id: header("x-request-id"),
         user_agent: header("user-agent"),
-        source_ip: req
-            .extensions()
+        source_ip: extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip().to_string()),
     }

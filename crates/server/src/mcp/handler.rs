@@ -182,12 +182,17 @@ impl ServerHandler for CairnMcp {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        // Used by rmcp to validate SEP-2243 parameter headers; the fixtures declare one.
-        super::fixtures::Fixtures
-            .tools()
-            .into_iter()
-            .chain(super::whoami::Whoami.tools())
-            .find(|t| t.name == name)
+        // rmcp asks on every stateless tools/call, to validate SEP-2243 parameter headers
+        // (only the fixtures declare any): build the list once.
+        static TOOLS: std::sync::OnceLock<Vec<Tool>> = std::sync::OnceLock::new();
+        let tools = TOOLS.get_or_init(|| {
+            super::fixtures::Fixtures
+                .tools()
+                .into_iter()
+                .chain(super::whoami::Whoami.tools())
+                .collect()
+        });
+        tools.iter().find(|t| t.name == name).cloned()
     }
 
     async fn list_tools(
