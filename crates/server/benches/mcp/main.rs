@@ -15,23 +15,12 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::serve::ListenerExt as _;
 use cairn_core::ids::TenantId;
 use cairn_server::config::{Config, TierConfig};
 use cairn_server::{AppState, Server};
 use reqwest::header::{HeaderMap, HeaderValue};
-use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
-};
-use rmcp::service::RequestContext;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ErrorData, RoleServer, ServerHandler};
 use secrecy::ExposeSecret as _;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -45,89 +34,8 @@ const VERIFY_CALLS: usize = 200_000;
 /// JSON-RPC ids: unique across all requests, so concurrent calls in one session never clash.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-// ---------------------------------------------------------------------------------------
-// The bare baseline: rmcp's Streamable HTTP service with one hand-written tool, no auth.
-
-#[derive(Clone)]
-struct Bare;
-
-fn bare_tool() -> Tool {
-    let schema = rmcp::model::object(json!({ "type": "object", "properties": {}, "additionalProperties": false }));
-    Tool::new("whoami", "Says who is calling.", schema)
-}
-
-impl ServerHandler for Bare {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("bare", "0.0.0"))
-    }
-
-    fn get_tool(&self, name: &str) -> Option<Tool> {
-        (name == "whoami").then(bare_tool)
-    }
-
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(vec![bare_tool()]))
-    }
-
-    async fn call_tool(
-        &self,
-        request: CallToolRequestParams,
-        _ctx: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        if request.name != "whoami" {
-            return Err(ErrorData::invalid_params(
-                format!("Unknown tool: {}", request.name),
-                None,
-            ));
-        }
-        // Roughly the size and shape of Cairn's answer, so both send similar bytes.
-        let info = json!({
-            "tenant": { "id": "ten_0190b2f4c5d67e8f9a0b1c2d3e4f5a6b", "slug": "bench", "name": "bench" },
-            "key": null,
-            "scopes": ["mcp:tools"],
-            "tier": null,
-            "limits": null,
-            "remaining": null,
-        });
-        Ok(CallToolResult::success(vec![ContentBlock::text(info.to_string())]).into())
-    }
-}
-
-/// A JSON-RPC-shaped echo over plain axum: the HTTP + client floor without any MCP.
-async fn floor(body: Bytes) -> axum::response::Response {
-    let id = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| v.get("id").cloned());
-    let answer = json!({ "jsonrpc": "2.0", "id": id, "result": { "content": [{ "type": "text", "text": "{}" }] } });
-    axum::response::Response::builder()
-        .header("content-type", "text/event-stream")
-        .body(axum::body::Body::from(format!("data: {answer}\n\n")))
-        .unwrap()
-}
-
-async fn start_bare() -> SocketAddr {
-    let service: StreamableHttpService<Bare, LocalSessionManager> = StreamableHttpService::new(
-        || Ok(Bare),
-        Arc::new(LocalSessionManager::default()),
-        StreamableHttpServerConfig::default(),
-    );
-    let router = axum::Router::new()
-        .route_service("/mcp", service)
-        .route("/floor", axum::routing::post(floor));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    // Same socket option as Cairn's listener.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    addr
-}
+mod bare;
+use bare::start_bare;
 
 // ---------------------------------------------------------------------------------------
 // The full stack: the real Cairn, booted like tests/it/common.rs does.
@@ -485,11 +393,26 @@ async fn gate_pieces(cairn: &Cairn) {
 
 // ---------------------------------------------------------------------------------------
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
+/// `BENCH_*` knobs, read like the rest of Cairn's settings (figment), never ad hoc.
+#[derive(serde::Deserialize, Default)]
+struct Knobs {
+    concurrency: Option<Levels>,
+    secs: Option<u64>,
+    warmup_secs: Option<u64>,
+    filter: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Levels {
+    One(usize),
+    Many(String),
+}
+
+fn knobs() -> Knobs {
+    figment::Figment::from(figment::providers::Env::prefixed("BENCH_"))
+        .extract()
+        .unwrap_or_default()
 }
 
 fn cpu_model() -> String {
@@ -525,15 +448,16 @@ fn main() {
 }
 
 async fn run(clients: tokio::runtime::Handle) {
-    let levels: Vec<usize> = std::env::var("BENCH_CONCURRENCY")
-        .unwrap_or_else(|_| "1,32".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .filter(|&n| n > 0)
-        .collect();
-    let measure = Duration::from_secs(env_or("BENCH_SECS", 10));
-    let warmup = Duration::from_secs(env_or("BENCH_WARMUP_SECS", 2));
-    let filter = std::env::var("BENCH_FILTER").unwrap_or_default();
+    let knobs = knobs();
+    let levels: Vec<usize> = match knobs.concurrency {
+        Some(Levels::One(n)) => vec![n],
+        Some(Levels::Many(list)) => list.split(',').filter_map(|s| s.trim().parse().ok()).collect(),
+        None => vec![1, 32],
+    };
+    let levels: Vec<usize> = levels.into_iter().filter(|&n| n > 0).collect();
+    let measure = Duration::from_secs(knobs.secs.unwrap_or(10));
+    let warmup = Duration::from_secs(knobs.warmup_secs.unwrap_or(2));
+    let filter = knobs.filter.unwrap_or_default();
     let nproc = std::thread::available_parallelism().map_or(1, |n| n.get());
 
     let cairn = start_cairn().await;
