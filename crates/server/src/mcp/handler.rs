@@ -12,8 +12,8 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, GetPromptRequestParams,
     GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult, ListPromptsResult,
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, ServerResult,
-    SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, SetLevelRequestParams,
+    SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -106,30 +106,8 @@ impl CairnMcp {
     }
 
     /// Records one usage event for a request that reached the handler.
-    async fn meter<R: Into<ServerResult> + Clone>(
-        &self,
-        meter: Meter,
-        caller: &McpCaller,
-        method: &str,
-        tool: Option<&str>,
-        result: &Result<R, ErrorData>,
-    ) {
-        let (outcome, response_bytes) = match result {
-            Ok(r) => {
-                let r: ServerResult = r.clone().into();
-                let tool_error = matches!(&r, ServerResult::CallToolResult(c) if c.is_error == Some(true));
-                let bytes = serde_json::to_vec(&r).map_or(0, |v| v.len());
-                (
-                    if tool_error {
-                        UsageOutcome::ToolError
-                    } else {
-                        UsageOutcome::Ok
-                    },
-                    bytes,
-                )
-            }
-            Err(e) => (UsageOutcome::Error, serde_json::to_vec(e).map_or(0, |v| v.len())),
-        };
+    async fn meter(&self, meter: Meter, caller: &McpCaller, method: &str, tool: Option<&str>, sized: Sized) {
+        let (outcome, response_bytes) = sized;
         let tool = tool.map(str::to_owned);
         let event = caller.usage(
             method,
@@ -139,6 +117,55 @@ impl CairnMcp {
             (meter.request_bytes, response_bytes),
         );
         self.app.usage.record(event).await;
+    }
+}
+
+/// A result's usage outcome and encoded size.
+type Sized = (UsageOutcome, usize);
+
+/// Counts the bytes of a JSON encoding without building it.
+struct Count(usize);
+
+impl std::io::Write for Count {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn encoded_len<T: serde::Serialize>(value: &T) -> usize {
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
+fn sized<T: serde::Serialize>(result: &Result<T, ErrorData>) -> Sized {
+    match result {
+        Ok(r) => (UsageOutcome::Ok, encoded_len(r)),
+        Err(e) => (UsageOutcome::Error, encoded_len(e)),
+    }
+}
+
+fn sized_call(result: &Result<CallToolResponse, ErrorData>) -> Sized {
+    match result {
+        Ok(CallToolResponse::Complete(c)) if c.is_error == Some(true) => (UsageOutcome::ToolError, encoded_len(c)),
+        Ok(CallToolResponse::Complete(c)) => (UsageOutcome::Ok, encoded_len(c)),
+        Ok(CallToolResponse::InputRequired(r)) => (UsageOutcome::Ok, encoded_len(r)),
+        Ok(CallToolResponse::Task(t)) => (UsageOutcome::Ok, encoded_len(t)),
+        Ok(_) => (UsageOutcome::Ok, 0),
+        Err(e) => (UsageOutcome::Error, encoded_len(e)),
+    }
+}
+
+fn sized_prompt(result: &Result<GetPromptResponse, ErrorData>) -> Sized {
+    match result {
+        Ok(GetPromptResponse::Complete(p)) => (UsageOutcome::Ok, encoded_len(p)),
+        Ok(GetPromptResponse::InputRequired(r)) => (UsageOutcome::Ok, encoded_len(r)),
+        Ok(_) => (UsageOutcome::Ok, 0),
+        Err(e) => (UsageOutcome::Error, encoded_len(e)),
     }
 }
 
@@ -169,7 +196,7 @@ impl ServerHandler for CairnMcp {
         let caller = self.caller(&ctx)?;
         ctx.peer.set_peer_info(request.clone());
         let result = self.negotiate_initialize(&request);
-        self.meter(meter, &caller, "initialize", None, &result).await;
+        self.meter(meter, &caller, "initialize", None, sized(&result)).await;
         result
     }
 
@@ -177,7 +204,7 @@ impl ServerHandler for CairnMcp {
         let meter = Self::meter_start(&ctx);
         let caller = self.caller(&ctx)?;
         let result = Ok(rmcp::model::EmptyResult {});
-        self.meter(meter, &caller, "ping", None, &result).await;
+        self.meter(meter, &caller, "ping", None, sized(&result)).await;
         result.map(|_| ())
     }
 
@@ -204,7 +231,7 @@ impl ServerHandler for CairnMcp {
         let (caller, providers) = self.providers(&ctx)?;
         let result =
             Ok(ListToolsResult::with_all_items(providers.iter().flat_map(|p| p.tools()).collect()).with_ttl_ms(60_000));
-        self.meter(meter, &caller, "tools/list", None, &result).await;
+        self.meter(meter, &caller, "tools/list", None, sized(&result)).await;
         result
     }
 
@@ -237,7 +264,7 @@ impl ServerHandler for CairnMcp {
                 None,
             ))
         });
-        self.meter(meter, &caller, "tools/call", Some(&request.name), &result)
+        self.meter(meter, &caller, "tools/call", Some(&request.name), sized_call(&result))
             .await;
         result
     }
@@ -253,7 +280,7 @@ impl ServerHandler for CairnMcp {
             ListResourcesResult::with_all_items(providers.iter().flat_map(|p| p.resources()).collect())
                 .with_ttl_ms(60_000),
         );
-        self.meter(meter, &caller, "resources/list", None, &result).await;
+        self.meter(meter, &caller, "resources/list", None, sized(&result)).await;
         result
     }
 
@@ -268,7 +295,7 @@ impl ServerHandler for CairnMcp {
             providers.iter().flat_map(|p| p.resource_templates()).collect(),
         )
         .with_ttl_ms(60_000));
-        self.meter(meter, &caller, "resources/templates/list", None, &result)
+        self.meter(meter, &caller, "resources/templates/list", None, sized(&result))
             .await;
         result
     }
@@ -288,7 +315,7 @@ impl ServerHandler for CairnMcp {
             ))
         });
         let result = result.map(|r| r.with_ttl_ms(60_000));
-        self.meter(meter, &caller, "resources/read", Some(&request.uri), &result)
+        self.meter(meter, &caller, "resources/read", Some(&request.uri), sized(&result))
             .await;
         result.map(Into::into)
     }
@@ -303,7 +330,7 @@ impl ServerHandler for CairnMcp {
         let result = Ok(
             ListPromptsResult::with_all_items(providers.iter().flat_map(|p| p.prompts()).collect()).with_ttl_ms(60_000),
         );
-        self.meter(meter, &caller, "prompts/list", None, &result).await;
+        self.meter(meter, &caller, "prompts/list", None, sized(&result)).await;
         result
     }
 
@@ -321,8 +348,14 @@ impl ServerHandler for CairnMcp {
                 None,
             ))
         });
-        self.meter(meter, &caller, "prompts/get", Some(&request.name), &result)
-            .await;
+        self.meter(
+            meter,
+            &caller,
+            "prompts/get",
+            Some(&request.name),
+            sized_prompt(&result),
+        )
+        .await;
         result
     }
 
@@ -334,7 +367,8 @@ impl ServerHandler for CairnMcp {
         let meter = Self::meter_start(&ctx);
         let (caller, providers) = self.providers(&ctx)?;
         let result = Ok(providers.iter().find_map(|p| p.complete(&request)).unwrap_or_default());
-        self.meter(meter, &caller, "completion/complete", None, &result).await;
+        self.meter(meter, &caller, "completion/complete", None, sized(&result))
+            .await;
         result
     }
 
