@@ -116,7 +116,7 @@ async fn keys_are_refused_outside_their_tenant_and_lifetime() {
     );
 
     // Expired: valid until its expiry passes, refused after.
-    let expires_at = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let expires_at = chrono::Utc::now() + chrono::Duration::milliseconds(3000);
     let short = key(
         &app,
         "acme",
