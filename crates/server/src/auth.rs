@@ -4,6 +4,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 use cairn_core::audit::{Actor, Outcome};
 use serde_json::json;
 
@@ -20,7 +21,7 @@ impl FromRequestParts<AppState> for OperatorCtx {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let Ok(meta) = RequestMeta::from_request_parts(parts, state).await;
-        let Some(token) = bearer(parts) else {
+        let Some(token) = bearer(&parts.headers) else {
             return Err(ApiError::unauthorized());
         };
         match operator_tokens::verify(&state.store, token).await? {
@@ -46,8 +47,8 @@ impl FromRequestParts<AppState> for OperatorCtx {
 }
 
 /// The credential of an `Authorization: Bearer …` header (scheme case-insensitive).
-fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)

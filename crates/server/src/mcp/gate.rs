@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -123,7 +123,7 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
         return Err(ApiError::unauthorized().into_response());
     };
 
-    let caller = match bearer(req.headers()) {
+    let caller = match crate::auth::bearer(req.headers()) {
         Some(token) if crate::idp::looks_like_jwt(token) => {
             match crate::idp::authenticate(&app.idp, &app.store, tenant.id, token).await {
                 Ok((user, role)) => McpCaller::member(tenant.clone(), user, role),
@@ -295,12 +295,6 @@ fn request_meta(headers: &HeaderMap, extensions: &axum::http::Extensions) -> Req
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
-}
-
 fn insufficient_scope(scope: Scope) -> Response {
     let mut resp = ApiError::new(Code::InsufficientScope, format!("this key lacks the scope {scope}")).into_response();
     let challenge = format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"");
@@ -336,12 +330,15 @@ fn rate_limited(id: Value, limit: u32, retry_after: Duration, scope: &str) -> Re
         Some(data),
     );
     let headers = resp.headers_mut();
-    let num = |n: u64| HeaderValue::from_str(&n.to_string()).unwrap_or(HeaderValue::from_static("0"));
-    headers.insert(RETRY_AFTER, num(secs));
-    headers.insert("ratelimit-limit", num(u64::from(limit)));
-    headers.insert("ratelimit-remaining", num(0));
-    headers.insert("ratelimit-reset", num(secs));
+    headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+    set_rate_headers(headers, limit, 0, secs);
     resp
+}
+
+fn set_rate_headers(headers: &mut HeaderMap, limit: u32, remaining: u32, reset_secs: u64) {
+    headers.insert("ratelimit-limit", HeaderValue::from(limit));
+    headers.insert("ratelimit-remaining", HeaderValue::from(remaining));
+    headers.insert("ratelimit-reset", HeaderValue::from(reset_secs));
 }
 
 /// Adds `RateLimit-*` headers to an allowed, rate-limited call's response.
@@ -352,9 +349,6 @@ pub fn add_rate_headers(headers: &mut HeaderMap, decision: Option<Decision>) {
         reset,
     }) = decision
     {
-        let num = |n: u64| HeaderValue::from_str(&n.to_string()).unwrap_or(HeaderValue::from_static("0"));
-        headers.insert("ratelimit-limit", num(u64::from(limit)));
-        headers.insert("ratelimit-remaining", num(u64::from(remaining)));
-        headers.insert("ratelimit-reset", num(reset.as_secs_f64().ceil() as u64));
+        set_rate_headers(headers, limit, remaining, reset.as_secs_f64().ceil() as u64);
     }
 }
