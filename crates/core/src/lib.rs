@@ -3,6 +3,7 @@
 pub mod api_key;
 pub mod audit;
 pub mod ids;
+pub mod oauth;
 pub mod secret;
 pub mod tenant;
 pub mod usage;

@@ -184,6 +184,8 @@ pub struct Tenant {
     pub status: TenantStatus,
     /// Serves the MCP conformance fixtures without authentication (operator-only).
     pub conformance_fixtures: bool,
+    /// Clients may register themselves (RFC 7591) with this tenant's authorization server.
+    pub oauth_dynamic_registration: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -204,4 +206,5 @@ pub struct TenantPatch {
     pub plan: Option<Plan>,
     pub status: Option<TenantStatus>,
     pub conformance_fixtures: Option<bool>,
+    pub oauth_dynamic_registration: Option<bool>,
 }

@@ -78,6 +78,17 @@ pub struct Config {
     pub redis_failure_mode: RedisFailureMode,
     /// Test-only: accept `http://127.0.0.1|localhost` JWKS URLs for identity providers.
     pub idp_allow_http_loopback: bool,
+    /// Lifetime of OAuth access tokens (JWTs). Short: they are checked without a lookup
+    /// of the token itself.
+    pub oauth_access_token_ttl_secs: u64,
+    /// Lifetime of an OAuth grant's refresh tokens (rotated on every use).
+    pub oauth_refresh_token_ttl_secs: u64,
+    /// Lifetime of an authorization code.
+    pub oauth_code_ttl_secs: u64,
+    /// Dynamic client registrations per minute from one address, per tenant.
+    pub oauth_registrations_per_minute: u32,
+    /// Test-only: accept `http://127.0.0.1|localhost` Client ID Metadata Document URLs.
+    pub oauth_cimd_allow_http_loopback: bool,
     /// Hosts accepted in the `Host` header of MCP requests (DNS-rebinding protection).
     /// Default: localhost, 127.0.0.1, ::1 and the hosts of `listen` and `public_url`.
     #[serde(deserialize_with = "string_or_list")]
@@ -148,6 +159,11 @@ impl Default for Config {
             redis_failure_mode: RedisFailureMode::FailOpen,
             mcp_allowed_hosts: Vec::new(),
             idp_allow_http_loopback: false,
+            oauth_access_token_ttl_secs: 600,
+            oauth_refresh_token_ttl_secs: 30 * 24 * 3600,
+            oauth_code_ttl_secs: 60,
+            oauth_registrations_per_minute: 10,
+            oauth_cimd_allow_http_loopback: false,
         }
     }
 }
@@ -299,6 +315,18 @@ impl Config {
         }
         if self.tenant_burst_per_minute == 0 {
             return Err(invalid("tenant_burst_per_minute", "must be at least 1"));
+        }
+        for (key, v) in [
+            ("oauth_access_token_ttl_secs", self.oauth_access_token_ttl_secs),
+            ("oauth_refresh_token_ttl_secs", self.oauth_refresh_token_ttl_secs),
+            ("oauth_code_ttl_secs", self.oauth_code_ttl_secs),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if self.oauth_registrations_per_minute == 0 {
+            return Err(invalid("oauth_registrations_per_minute", "must be at least 1"));
         }
         if self.ready_timeout_ms == 0 {
             return Err(invalid("ready_timeout_ms", "must be at least 1"));

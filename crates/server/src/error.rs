@@ -23,6 +23,7 @@ pub enum Code {
     UserNotFound,
     MembershipNotFound,
     ApiKeyNotFound,
+    OAuthClientNotFound,
     MethodNotAllowed,
     TenantSlugTaken,
     EmailTaken,
@@ -47,7 +48,8 @@ impl Code {
             | Self::TenantNotFound
             | Self::UserNotFound
             | Self::MembershipNotFound
-            | Self::ApiKeyNotFound => StatusCode::NOT_FOUND,
+            | Self::ApiKeyNotFound
+            | Self::OAuthClientNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TenantSlugTaken | Self::EmailTaken | Self::MembershipExists | Self::Conflict => StatusCode::CONFLICT,
             Self::TenantBusy | Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -70,6 +72,7 @@ impl Code {
             Self::UserNotFound => "user_not_found",
             Self::MembershipNotFound => "membership_not_found",
             Self::ApiKeyNotFound => "api_key_not_found",
+            Self::OAuthClientNotFound => "oauth_client_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::TenantSlugTaken => "tenant_slug_taken",
             Self::EmailTaken => "email_taken",
@@ -232,6 +235,7 @@ mod tests {
             Code::MembershipExists,
             Code::Conflict,
             Code::ApiKeyNotFound,
+            Code::OAuthClientNotFound,
             Code::TenantBusy,
             Code::ServiceUnavailable,
             Code::Internal,

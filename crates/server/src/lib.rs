@@ -15,6 +15,7 @@ pub mod idp;
 pub mod keys;
 pub mod limits;
 pub mod mcp;
+pub mod oauth;
 mod routes;
 pub mod service;
 pub mod state;
@@ -52,6 +53,7 @@ pub fn app(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     routes::router()
         .merge(mcp::router(state.clone()))
+        .merge(oauth::router())
         .with_state(state)
         .layer(
             ServiceBuilder::new()
@@ -196,12 +198,25 @@ fn spawn_housekeeping(state: AppState, every: Duration) -> JoinHandle<()> {
                 tracing::warn!(error = %e, "could not record API key last-use times");
             }
             state.limits.prune();
+            state.oauth.prune();
+            if let Err(e) = state.store.purge_expired_oauth().await {
+                tracing::warn!(error = %e, "could not purge expired OAuth codes and tokens");
+            }
+            let retired_before = chrono::Utc::now() - chrono::Duration::days(1);
+            if let Err(e) = state.store.purge_retired_signing_keys(retired_before).await {
+                tracing::warn!(error = %e, "could not purge retired signing keys");
+            }
         }
     })
 }
 
 /// Runs Cairn with `config` on `listener` until SIGINT/SIGTERM.
-pub async fn run(config: Config, listener: TcpListener) -> Result<(), StartupError> {
+pub async fn run(mut config: Config, listener: TcpListener) -> Result<(), StartupError> {
+    // Without a public URL, URLs this server hands out (OAuth issuer, resource) name the
+    // address actually bound, also when the configured port was 0.
+    if config.public_url.is_none() {
+        config.listen = listener.local_addr()?;
+    }
     Server::build(config).await?.serve(listener, shutdown_signal()).await
 }
 

@@ -23,6 +23,7 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     pub tenants: TenantCache,
     pub idp: Arc<crate::idp::IdpVerifier>,
+    pub oauth: Arc<crate::oauth::OAuth>,
 }
 
 /// Slug → tenant for the MCP hot path, for a few seconds. Updates and deletions on this
@@ -64,6 +65,7 @@ impl AppState {
     pub fn new(store: Store, audit: AuditSink, usage: UsageSink, config: Config) -> Result<Self, String> {
         let pepper = crate::keys::load_or_create_pepper(config.api_key_pepper.as_deref(), &config.data_dir)?;
         let ttl = std::time::Duration::from_secs(config.api_key_cache_ttl_secs);
+        let oauth = Arc::new(crate::oauth::OAuth::new(&config, &pepper));
         let keys = Arc::new(KeyVerifier::new(cairn_core::api_key::KeyHasher::new(pepper), ttl));
         let limits = Arc::new(Limits::new(&config)?);
         Ok(Self {
@@ -75,6 +77,7 @@ impl AppState {
             limits,
             tenants: TenantCache::new(),
             idp: Arc::new(crate::idp::IdpVerifier::new()),
+            oauth,
         })
     }
 }

@@ -99,6 +99,20 @@ impl Store {
         row.ok_or(StoreError::UserNotFound)?.try_into()
     }
 
+    /// The id and password hash (argon2id PHC) of the user with `email`, for a login
+    /// form. The hash never leaves the server.
+    pub async fn password_hash_by_email(&self, email: &Email) -> Result<Option<(UserId, Option<String>)>, StoreError> {
+        let mut tx = self.platform_tx(false).await?;
+        let row: Option<(DbUuid, Option<String>)> = with_conn!(&mut tx.tx, conn => {
+            sqlx::query_as("SELECT id, password_hash FROM users WHERE email = $1")
+                .bind(email.as_str())
+                .fetch_optional(conn)
+                .await
+        })?;
+        tx.commit().await?;
+        Ok(row.map(|(id, hash)| (UserId::from_uuid(id.0), hash)))
+    }
+
     /// All users ordered by e-mail; the cursor is the last e-mail of the previous page.
     pub async fn list_users(&self, page: &Page) -> Result<Paged<User>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM users WHERE ($1 IS NULL OR email > $1) ORDER BY email LIMIT $2");

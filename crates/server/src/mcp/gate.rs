@@ -112,7 +112,9 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
         .path()
         .strip_prefix("/t/")
         .and_then(|p| p.strip_suffix("/mcp"))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .to_owned();
+    let slug = slug.as_str();
     // An unknown tenant answers exactly like a bad key: no hint that a slug exists.
     let tenant = app
         .tenants
@@ -120,10 +122,29 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
         .await
         .map_err(|e| ApiError::from(e).into_response())?;
     let Some(tenant) = tenant else {
-        return Err(ApiError::unauthorized().into_response());
+        return Err(unauthorized(app, slug, None));
     };
+    let own_issuer = crate::oauth::issuer(&app.config, slug);
 
     let caller = match crate::auth::bearer(req.headers()) {
+        Some(token) if crate::idp::looks_like_jwt(token) && is_cairn_token(app, token) => {
+            match access_token(app, &tenant, &own_issuer, slug, token).await {
+                Ok(caller) => caller,
+                Err(reason) => {
+                    let ctx = Ctx {
+                        state: app.clone(),
+                        actor: Actor::Anonymous,
+                        meta: request_meta(req.headers(), req.extensions()),
+                    };
+                    let event = ctx
+                        .event("auth.failed", Outcome::Denied)
+                        .tenant(tenant.id)
+                        .details(json!({ "credential": "oauth_access_token", "reason": reason }));
+                    ctx.audit(event).await;
+                    return Err(unauthorized(app, slug, Some("invalid_token")));
+                }
+            }
+        }
         Some(token) if crate::idp::looks_like_jwt(token) => {
             match crate::idp::authenticate(&app.idp, &app.store, tenant.id, token).await {
                 Ok((user, role)) => McpCaller::member(tenant.clone(), user, role),
@@ -138,7 +159,7 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
                         .tenant(tenant.id)
                         .details(json!({ "credential": "idp_jwt", "reason": refusal.reason() }));
                     ctx.audit(event).await;
-                    return Err(ApiError::unauthorized().into_response());
+                    return Err(unauthorized(app, slug, Some("invalid_token")));
                 }
             }
         }
@@ -148,6 +169,7 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
                 user: key.user_id,
                 key: Some(key),
                 tenant: tenant.clone(),
+                trusted: false,
             },
             Ok(Err(refusal)) => {
                 let ctx = Ctx {
@@ -161,12 +183,12 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
                     .tenant(tenant.id)
                     .details(json!({ "credential": "api_key", "reason": refusal.as_str(), "public_id": public_id }));
                 ctx.audit(event).await;
-                return Err(ApiError::unauthorized().into_response());
+                return Err(unauthorized(app, slug, Some("invalid_token")));
             }
             Err(e) => return Err(ApiError::from(e).into_response()),
         },
         None if tenant.conformance_fixtures => McpCaller::trusted(tenant.clone()),
-        None => return Err(ApiError::unauthorized().into_response()),
+        None => return Err(unauthorized(app, slug, None)),
     };
     if tenant.status == TenantStatus::Suspended {
         return Err(ApiError::new(Code::Forbidden, "this tenant is suspended").into_response());
@@ -209,13 +231,13 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
             if let Some(scope) = required_scope(method) {
                 if !caller.has(scope) {
                     refused(app, &caller, method, tool, UsageOutcome::Denied, &facts).await;
-                    return Err(insufficient_scope(scope));
+                    return Err(insufficient_scope(app, slug, scope));
                 }
             }
-            let decision = match (is_billable(method), caller.key.as_ref(), caller.user) {
-                (true, Some(key), _) => Some(app.limits.check(&app.store, key, tool.as_deref()).await),
-                // Members signed in through the identity provider: the tenant's burst.
-                (true, None, Some(_)) => Some(app.limits.check_tenant(tenant.id)),
+            let decision = match (is_billable(method), caller.key.as_ref()) {
+                (true, Some(key)) => Some(app.limits.check(&app.store, key, tool.as_deref()).await),
+                // OAuth and identity-provider callers: the tenant's burst.
+                (true, None) if !caller.trusted => Some(app.limits.check_tenant(tenant.id)),
                 _ => None,
             };
             if let Some(decision) = decision {
@@ -295,13 +317,68 @@ fn request_meta(headers: &HeaderMap, extensions: &axum::http::Extensions) -> Req
     }
 }
 
-fn insufficient_scope(scope: Scope) -> Response {
-    let mut resp = ApiError::new(Code::InsufficientScope, format!("this key lacks the scope {scope}")).into_response();
-    let challenge = format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"");
+/// 401 with the RFC 9728 / MCP challenge: where the resource metadata is and which
+/// scopes to ask for.
+fn unauthorized(app: &AppState, slug: &str, error: Option<&str>) -> Response {
+    let mut resp = ApiError::unauthorized().into_response();
+    let mut challenge = format!(
+        "Bearer resource_metadata=\"{}\", scope=\"{}\"",
+        crate::oauth::resource_metadata_url(&app.config, slug),
+        cairn_core::oauth::scope_string(&cairn_core::oauth::DEFAULT_SCOPES)
+    );
+    if let Some(e) = error {
+        challenge.push_str(&format!(", error=\"{e}\""));
+    }
     if let Ok(v) = HeaderValue::from_str(&challenge) {
         resp.headers_mut().insert(WWW_AUTHENTICATE, v);
     }
     resp
+}
+
+fn insufficient_scope(app: &AppState, slug: &str, scope: Scope) -> Response {
+    let mut resp = ApiError::new(
+        Code::InsufficientScope,
+        format!("this credential lacks the scope {scope}"),
+    )
+    .into_response();
+    let challenge = format!(
+        "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{}\"",
+        crate::oauth::resource_metadata_url(&app.config, slug)
+    );
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        resp.headers_mut().insert(WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+/// A JWT whose (unverified) issuer is one of this server's tenants: verified as an
+/// access token of the addressed tenant, never handed to an external IdP verifier.
+fn is_cairn_token(app: &AppState, token: &str) -> bool {
+    let prefix = format!("{}/t/", app.config.public_base_url());
+    crate::oauth::jwt::unverified_issuer(token).is_some_and(|iss| iss.starts_with(&prefix))
+}
+
+async fn access_token(
+    app: &AppState,
+    tenant: &std::sync::Arc<cairn_core::tenant::Tenant>,
+    issuer: &str,
+    slug: &str,
+    token: &str,
+) -> Result<McpCaller, String> {
+    let resource = crate::oauth::resource(&app.config, slug);
+    // Another tenant's token fails here on `iss` (and `aud`), and on its signing key.
+    let claims = app
+        .oauth
+        .signer
+        .verify(&app.store, tenant.id, token, issuer, &resource)
+        .await?;
+    let grant = uuid::Uuid::parse_str(&claims.gid).map_err(|_| "malformed_grant".to_owned())?;
+    match app.oauth.grant_active(&app.store, tenant.id, grant).await {
+        Ok(true) => {}
+        Ok(false) => return Err("grant_revoked".into()),
+        Err(e) => return Err(format!("store:{e}")),
+    }
+    Ok(McpCaller::oauth(tenant.clone(), &claims))
 }
 
 fn jsonrpc_error(status: StatusCode, id: Value, code: i64, message: &str, data: Option<Value>) -> Response {

@@ -33,6 +33,8 @@ pub struct McpCaller {
     /// The user behind the call: the key's user, or the identity provider's.
     pub user: Option<cairn_core::ids::UserId>,
     pub scopes: Vec<Scope>,
+    /// Local trust (stdio, the conformance tenant): not rate limited.
+    pub trusted: bool,
 }
 
 impl McpCaller {
@@ -43,6 +45,7 @@ impl McpCaller {
             key: None,
             user: None,
             scopes: Scope::ALL.to_vec(),
+            trusted: true,
         }
     }
 
@@ -57,6 +60,20 @@ impl McpCaller {
             key: None,
             user: Some(user),
             scopes,
+            trusted: false,
+        }
+    }
+
+    /// A client holding an OAuth access token of this tenant: the token's scopes, and its
+    /// user unless it is a client-credentials token.
+    pub fn oauth(tenant: Arc<Tenant>, claims: &crate::oauth::jwt::AccessClaims) -> Self {
+        let scopes = claims.scope.split(' ').filter_map(|s| Scope::parse(s).ok()).collect();
+        Self {
+            tenant,
+            key: None,
+            user: cairn_core::ids::UserId::parse("sub", &claims.sub).ok(),
+            scopes,
+            trusted: false,
         }
     }
 

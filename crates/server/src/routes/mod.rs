@@ -4,6 +4,7 @@ mod health;
 mod idp;
 mod keys;
 mod members;
+mod oauth_apps;
 mod tenants;
 mod usage;
 mod users;
@@ -39,6 +40,18 @@ pub fn router() -> Router<AppState> {
         .route(
             "/tenants/{slug}/identity-provider",
             get(idp::show).put(idp::put).delete(idp::delete),
+        )
+        .route(
+            "/tenants/{slug}/oauth/apps",
+            post(oauth_apps::create).get(oauth_apps::list),
+        )
+        .route(
+            "/tenants/{slug}/oauth/apps/{client_id}",
+            get(oauth_apps::show).delete(oauth_apps::delete),
+        )
+        .route(
+            "/tenants/{slug}/oauth/signing-keys/rotate",
+            post(oauth_apps::rotate_key),
         )
         .route("/users", post(users::create).get(users::list))
         .route("/users/{id}", get(users::show))

@@ -39,6 +39,10 @@ pub async fn remove(ctx: &Ctx, slug: &str, user: &str) -> Result<(), ApiError> {
     let user = UserId::parse("user_id", user)?;
     let tenant = super::tenants::resolve(ctx, slug).await?;
     ctx.store().remove_member(tenant.id, user).await?;
+    // Their OAuth grants go with the membership (access tokens die with the grant).
+    for grant in ctx.store().revoke_user_grants(tenant.id, user).await? {
+        ctx.state.oauth.forget_grant(tenant.id, grant);
+    }
     let event = ctx
         .event("member.removed", Outcome::Success)
         .tenant(tenant.id)

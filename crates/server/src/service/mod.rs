@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod idp;
 pub mod members;
+pub mod oauth_apps;
 pub mod operator_tokens;
 pub mod tenants;
 pub mod usage;

@@ -26,6 +26,8 @@ pub struct UpdateTenant {
     pub status: Option<String>,
     /// Serve the MCP conformance fixtures without authentication.
     pub conformance_fixtures: Option<bool>,
+    /// Let OAuth clients register themselves (RFC 7591).
+    pub oauth_dynamic_registration: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -102,6 +104,7 @@ pub async fn update(ctx: &Ctx, slug: &str, input: UpdateTenant) -> Result<Tenant
         plan: input.plan.as_deref().map(Plan::parse).transpose()?,
         status: input.status.as_deref().map(TenantStatus::parse).transpose()?,
         conformance_fixtures: input.conformance_fixtures,
+        oauth_dynamic_registration: input.oauth_dynamic_registration,
     };
     let before = resolve(ctx, slug).await?;
     let after = ctx.store().update_tenant(before.id, &patch).await?;

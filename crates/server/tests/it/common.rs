@@ -175,15 +175,16 @@ impl TestApp {
         Self::start_on(db, config).await
     }
 
-    pub async fn start_on(db: TestDb, config: Config) -> Self {
+    pub async fn start_on(db: TestDb, mut config: Config) -> Self {
+        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+        config.listen = listener.local_addr().unwrap();
         let mut server = Server::build(config.clone()).await.unwrap();
         let token = server
             .take_bootstrap_token()
             .map(|t| t.token.expose_secret().to_owned())
             .unwrap_or_default();
         let state = server.state().clone();
-        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let addr = config.listen;
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(async move {
             server

@@ -17,6 +17,7 @@ mod logs;
 mod mcp;
 mod mcp_client;
 mod members;
+mod oauth;
 mod operator;
 mod tenants;
 mod users;

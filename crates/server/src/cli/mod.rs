@@ -2,6 +2,8 @@
 //! configured database, through the same service functions as the REST API (so it
 //! validates and audits the same way).
 
+mod oauth;
+
 use std::io::{BufRead as _, IsTerminal as _};
 use std::process::ExitCode;
 
@@ -65,6 +67,9 @@ pub enum Command {
     /// Operator (platform administrator) access.
     #[command(subcommand)]
     Operator(OperatorCmd),
+    /// A tenant's OAuth clients and signing keys.
+    #[command(subcommand)]
+    Oauth(oauth::OAuthCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +109,9 @@ pub enum TenantCmd {
         /// Serve the MCP conformance fixtures without authentication (testing only).
         #[arg(long)]
         conformance_fixtures: Option<bool>,
+        /// Let OAuth clients register themselves (RFC 7591 dynamic registration).
+        #[arg(long)]
+        oauth_dynamic_registration: Option<bool>,
     },
     /// Delete a tenant and everything it owns.
     Delete { slug: String },
@@ -297,11 +305,13 @@ async fn dispatch(command: Command, config: Config) -> Result<(), CliError> {
     }
 }
 
-async fn serve(config: Config) -> Result<(), CliError> {
+async fn serve(mut config: Config) -> Result<(), CliError> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(StartupError::from)?;
     let addr = listener.local_addr().map_err(StartupError::from)?;
+    // URLs this server hands out (OAuth issuer, resource) must name the bound port.
+    config.listen = addr;
     let token_path = config.operator_token_path();
     let database = cairn_store::pool::redact_url(&config.database_url());
     let public = if config.public_url.is_some() {
@@ -329,6 +339,7 @@ async fn admin(command: Command, ctx: &Ctx) -> Result<(), CliError> {
         Command::User(cmd) => user(cmd, ctx).await,
         Command::Member(cmd) => member(cmd, ctx).await,
         Command::Key(cmd) => key(cmd, ctx).await,
+        Command::Oauth(cmd) => oauth::run(cmd, ctx).await,
         Command::Mcp { tenant } => mcp_stdio(ctx, &tenant).await,
         Command::Usage {
             tenant,
@@ -409,6 +420,7 @@ async fn tenant(cmd: TenantCmd, ctx: &Ctx) -> Result<(), CliError> {
             plan,
             status,
             conformance_fixtures,
+            oauth_dynamic_registration,
         } => print_json(
             &tenants::update(
                 ctx,
@@ -418,6 +430,7 @@ async fn tenant(cmd: TenantCmd, ctx: &Ctx) -> Result<(), CliError> {
                     plan,
                     status,
                     conformance_fixtures,
+                    oauth_dynamic_registration,
                 },
             )
             .await?,
