@@ -328,14 +328,12 @@ impl Store {
         tenant: TenantId,
         hash: &TokenDigest,
     ) -> Result<Option<Grant>, StoreError> {
-        let sql = format!(
-            "SELECT g.id, g.client_id, g.user_id, g.scopes, g.resource, g.expires_at, g.revoked_at \
+        let sql = "SELECT g.id, g.client_id, g.user_id, g.scopes, g.resource, g.expires_at, g.revoked_at \
              FROM oauth_refresh_tokens r JOIN oauth_grants g ON g.tenant_id = r.tenant_id AND g.id = r.grant_id \
-             WHERE r.tenant_id = $1 AND r.token_hash = $2"
-        );
+             WHERE r.tenant_id = $1 AND r.token_hash = $2";
         let mut tx = self.tenant_tx(tenant, false).await?;
         let row: Option<GrantRow> = with_conn!(&mut tx.tx, conn => {
-            sqlx::query_as(&sql).bind(DbUuid(tenant.as_uuid())).bind(hash.as_str()).fetch_optional(conn).await
+            sqlx::query_as(sql).bind(DbUuid(tenant.as_uuid())).bind(hash.as_str()).fetch_optional(conn).await
         })?;
         tx.commit().await?;
         Ok(row.map(Into::into))

@@ -18,6 +18,8 @@ mod mcp;
 mod mcp_client;
 mod members;
 mod oauth;
+mod oauth_refusals;
+mod oauth_tokens;
 mod operator;
 mod tenants;
 mod users;

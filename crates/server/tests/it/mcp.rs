@@ -77,7 +77,15 @@ async fn keys_are_refused_outside_their_tenant_and_lifetime() {
             "{slug} {token:?}: {}",
             reply.text
         );
-        assert_eq!(reply.headers["www-authenticate"], "Bearer");
+        let challenge = reply.headers["www-authenticate"].to_str().unwrap();
+        let metadata = format!(
+            "resource_metadata=\"{}\"",
+            app.url(&format!("/.well-known/oauth-protected-resource/t/{slug}/mcp"))
+        );
+        assert!(
+            challenge.starts_with("Bearer ") && challenge.contains(&metadata),
+            "{challenge}"
+        );
     }
 
     // Revoked.
