@@ -2,11 +2,12 @@
 """End-to-end test of a Cairn tenant's OAuth 2.1 authorization server, driven by the official
 MCP Python SDK (`mcp.client.auth.OAuthClientProvider`) with a scripted, headless "browser".
 
-Scenarios: discovery (preflight, for clear messages), DCR, refresh-token rotation, and a Client ID
-Metadata Document (CIMD) served from this process. Run through scripts/oauth-e2e (boots Cairn).
+Scenarios: discovery (preflight, for clear messages), keep-alive after a 401, DCR, refresh-token
+rotation, and a Client ID Metadata Document (CIMD) served from this process. Run through scripts/oauth-e2e (boots Cairn).
 """
 
 import argparse
+import http.client
 import json
 import logging
 import socket
@@ -17,7 +18,7 @@ import traceback
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlencode, urljoin, urlparse
+from urllib.parse import parse_qs, urljoin, urlparse
 
 import anyio
 import httpx
@@ -28,7 +29,6 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
 GRANT_TYPES = ["authorization_code", "refresh_token"]
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 class Failure(Exception):
@@ -73,7 +73,7 @@ def only_form(page: httpx.Response, what: str) -> dict:
     form = parser.forms[0]
     expect(form["method"] == "post", f"{what}: the form's method is {form['method']!r}, not post")
     form["url"] = urljoin(str(page.url), form["action"])  # an empty action means the page itself
-    form["hidden"] = [(i["name"], i["value"]) for i in form["inputs"] if i["type"] == "hidden" and i["name"]]
+    form["hidden"] = {i["name"]: i["value"] for i in form["inputs"] if i["type"] == "hidden" and i["name"]}
     return form
 
 
@@ -97,13 +97,11 @@ class Browser:
             expect(url.startswith("https:") or not any(c.secure for c in web.cookies.jar), "Secure cookie over http")
             names = {i["name"] for i in login["inputs"]}
             expect({"email", "password"} <= names, f"login form lacks email/password inputs: {sorted(names)}")
-            fields = login["hidden"] + [("email", self.email), ("password", self.password)]
-            page = await web.post(login["url"], content=urlencode(fields), headers=FORM)
+            page = await web.post(login["url"], data=login["hidden"] | {"email": self.email, "password": self.password})
             consent = only_form(page, "consent page (after login)")
             expect({"name": "decision", "value": "allow", "type": "submit"} in consent["buttons"],
                    f"consent form has no decision=allow submit button: {consent['buttons']}")
-            fields = consent["hidden"] + [("decision", "allow")]
-            done = await web.post(consent["url"], content=urlencode(fields), headers=FORM)
+            done = await web.post(consent["url"], data=consent["hidden"] | {"decision": "allow"})
         expect(done.status_code == 303, f"consent: expected 303, got {done.status_code}: {done.text[:400]}")
         location = done.headers.get("location", "")
         expect(location.split("?")[0] == self.redirect_uri, f"consent redirected to {location!r}, not the redirect_uri")
@@ -164,6 +162,29 @@ async def whoami_via_sdk(args, provider: OAuthClientProvider) -> list[httpx2.Req
             expect(not result.is_error, f"whoami returned an error: {text}")
             expect(args.tenant in text, f"whoami does not mention tenant {args.tenant!r}: {text}")
     return sent
+
+
+async def keepalive_after_401(args, state: dict) -> None:
+    """Clients may send the body of their first (401) POST a moment after its headers, then reuse
+    the connection for discovery: a server that closes it unread makes the SDK fail at random."""
+    url, body = urlparse(args.mcp_url), b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    try:
+        conn.putrequest("POST", url.path)
+        for name, value in [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                            ("Accept", "application/json, text/event-stream")]:
+            conn.putheader(name, value)
+        conn.endheaders()
+        time.sleep(0.05)
+        conn.send(body)
+        conn.getresponse().read()
+        conn.request("GET", urlparse(args.prm_url).path)  # the same connection, unless it said close
+        conn.getresponse().read()
+    except (OSError, http.client.HTTPException) as e:
+        raise Failure(f"the server dropped the connection of a 401 whose body came late ({e!r}): "
+                      "it must read (drain) the request body before answering 401") from e
+    finally:
+        conn.close()
 
 
 async def discovery(args, state: dict) -> None:
@@ -269,7 +290,8 @@ def leaves(exc: BaseException) -> list[BaseException]:
 async def run_all(args) -> int:
     state: dict = {}
     passed = failed = 0
-    for name, scenario in [("discovery", discovery), ("DCR", dcr), ("refresh", refresh), ("CIMD", cimd)]:
+    for name, scenario in [("discovery", discovery), ("keep-alive after 401", keepalive_after_401),
+                           ("DCR", dcr), ("refresh", refresh), ("CIMD", cimd)]:
         try:
             with anyio.fail_after(args.timeout):
                 await scenario(args, state)

@@ -2,13 +2,13 @@ use axum::http::StatusCode;
 use axum::Json;
 use cairn_store::identity_providers::IdentityProvider;
 
-use crate::auth::OperatorCtx;
+use crate::auth::TenantAdminCtx;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 use crate::service::idp::{self, PutIdentityProvider};
 
 pub async fn put(
-    OperatorCtx(ctx): OperatorCtx,
+    TenantAdminCtx(ctx): TenantAdminCtx,
     ApiPath(slug): ApiPath<String>,
     ApiJson(body): ApiJson<PutIdentityProvider>,
 ) -> Result<Json<IdentityProvider>, ApiError> {
@@ -16,12 +16,15 @@ pub async fn put(
 }
 
 pub async fn show(
-    OperatorCtx(ctx): OperatorCtx,
+    TenantAdminCtx(ctx): TenantAdminCtx,
     ApiPath(slug): ApiPath<String>,
 ) -> Result<Json<IdentityProvider>, ApiError> {
     idp::get(&ctx, &slug).await.map(Json)
 }
 
-pub async fn delete(OperatorCtx(ctx): OperatorCtx, ApiPath(slug): ApiPath<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    TenantAdminCtx(ctx): TenantAdminCtx,
+    ApiPath(slug): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
     idp::delete(&ctx, &slug).await.map(|()| StatusCode::NO_CONTENT)
 }

@@ -2,14 +2,14 @@ use axum::Json;
 use cairn_core::api_key::ApiKey;
 
 use super::Created;
-use crate::auth::OperatorCtx;
+use crate::auth::TenantAdminCtx;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, MaybeJson};
 use crate::service::api_keys::{self, CreateKey, IssuedKey, RotateKey};
 use crate::service::{List, ListParams};
 
 pub async fn create(
-    OperatorCtx(ctx): OperatorCtx,
+    TenantAdminCtx(ctx): TenantAdminCtx,
     ApiPath(slug): ApiPath<String>,
     ApiJson(body): ApiJson<CreateKey>,
 ) -> Result<Created<IssuedKey>, ApiError> {
@@ -17,7 +17,7 @@ pub async fn create(
 }
 
 pub async fn list(
-    OperatorCtx(ctx): OperatorCtx,
+    TenantAdminCtx(ctx): TenantAdminCtx,
     ApiPath(slug): ApiPath<String>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<List<ApiKey>>, ApiError> {
@@ -25,14 +25,14 @@ pub async fn list(
 }
 
 pub async fn show(
-    OperatorCtx(ctx): OperatorCtx,
+    TenantAdminCtx(ctx): TenantAdminCtx,
     ApiPath((slug, id)): ApiPath<(String, String)>,
 ) -> Result<Json<ApiKey>, ApiError> {
     api_keys::get(&ctx, &slug, &id).await.map(Json)
 }
 
 pub async fn rotate(
-    OperatorCtx(ctx): OperatorCtx,
+    TenantAdminCtx(ctx): TenantAdminCtx,
     ApiPath((slug, id)): ApiPath<(String, String)>,
     MaybeJson(body): MaybeJson<RotateKey>,
 ) -> Result<Json<IssuedKey>, ApiError> {
@@ -42,7 +42,7 @@ pub async fn rotate(
 }
 
 pub async fn revoke(
-    OperatorCtx(ctx): OperatorCtx,
+    TenantAdminCtx(ctx): TenantAdminCtx,
     ApiPath((slug, id)): ApiPath<(String, String)>,
 ) -> Result<Json<ApiKey>, ApiError> {
     api_keys::revoke(&ctx, &slug, &id).await.map(Json)

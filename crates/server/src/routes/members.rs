@@ -3,14 +3,14 @@ use axum::Json;
 use cairn_core::user::Member;
 
 use super::Created;
-use crate::auth::OperatorCtx;
+use crate::auth::TenantAdminCtx;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::service::members::{self, AddMember, RemoveMember};
 use crate::service::{List, ListParams};
 
 pub async fn add(
-    OperatorCtx(ctx): OperatorCtx,
+    TenantAdminCtx(ctx): TenantAdminCtx,
     ApiPath(slug): ApiPath<String>,
     ApiJson(body): ApiJson<AddMember>,
 ) -> Result<Created<Member>, ApiError> {
@@ -18,7 +18,7 @@ pub async fn add(
 }
 
 pub async fn list(
-    OperatorCtx(ctx): OperatorCtx,
+    TenantAdminCtx(ctx): TenantAdminCtx,
     ApiPath(slug): ApiPath<String>,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<List<Member>>, ApiError> {
@@ -26,7 +26,7 @@ pub async fn list(
 }
 
 pub async fn remove(
-    OperatorCtx(ctx): OperatorCtx,
+    TenantAdminCtx(ctx): TenantAdminCtx,
     ApiPath((slug, user)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     members::remove(&ctx, &slug, &user)
@@ -35,7 +35,7 @@ pub async fn remove(
 }
 
 pub async fn remove_by_body(
-    OperatorCtx(ctx): OperatorCtx,
+    TenantAdminCtx(ctx): TenantAdminCtx,
     ApiPath(slug): ApiPath<String>,
     ApiJson(body): ApiJson<RemoveMember>,
 ) -> Result<StatusCode, ApiError> {

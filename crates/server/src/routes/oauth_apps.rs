@@ -3,7 +3,7 @@ use axum::Json;
 use cairn_store::oauth_apps::OAuthApp;
 
 use super::Created;
-use crate::auth::OperatorCtx;
+use crate::auth::TenantAdminCtx;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::oauth::register::CreatedClient;
@@ -11,7 +11,7 @@ use crate::service::oauth_apps::{self, AppQuery, CreateOAuthApp, RotatedKey};
 use crate::service::List;
 
 pub async fn create(
-    OperatorCtx(ctx): OperatorCtx,
+    TenantAdminCtx(ctx): TenantAdminCtx,
     ApiPath(slug): ApiPath<String>,
     ApiJson(body): ApiJson<CreateOAuthApp>,
 ) -> Result<Created<CreatedClient>, ApiError> {
@@ -19,7 +19,7 @@ pub async fn create(
 }
 
 pub async fn list(
-    OperatorCtx(ctx): OperatorCtx,
+    TenantAdminCtx(ctx): TenantAdminCtx,
     ApiPath(slug): ApiPath<String>,
     ApiQuery(query): ApiQuery<AppQuery>,
 ) -> Result<Json<List<OAuthApp>>, ApiError> {
@@ -31,14 +31,14 @@ pub async fn list(
 }
 
 pub async fn show(
-    OperatorCtx(ctx): OperatorCtx,
+    TenantAdminCtx(ctx): TenantAdminCtx,
     ApiPath((slug, client_id)): ApiPath<(String, String)>,
 ) -> Result<Json<OAuthApp>, ApiError> {
     oauth_apps::show(&ctx, &slug, &client_id).await.map(Json)
 }
 
 pub async fn delete(
-    OperatorCtx(ctx): OperatorCtx,
+    TenantAdminCtx(ctx): TenantAdminCtx,
     ApiPath((slug, client_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     oauth_apps::delete(&ctx, &slug, &client_id)
@@ -47,7 +47,7 @@ pub async fn delete(
 }
 
 pub async fn rotate_key(
-    OperatorCtx(ctx): OperatorCtx,
+    TenantAdminCtx(ctx): TenantAdminCtx,
     ApiPath(slug): ApiPath<String>,
 ) -> Result<Json<RotatedKey>, ApiError> {
     oauth_apps::rotate_signing_key(&ctx, &slug).await.map(Json)

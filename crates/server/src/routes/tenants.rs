@@ -3,7 +3,7 @@ use axum::Json;
 use cairn_core::tenant::Tenant;
 
 use super::Created;
-use crate::auth::OperatorCtx;
+use crate::auth::{OperatorCtx, TenantAdminCtx};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::service::tenants::{self, CreateTenant, TenantQuery, UpdateTenant};
@@ -23,7 +23,10 @@ pub async fn list(
     tenants::list(&ctx, query).await.map(Json)
 }
 
-pub async fn show(OperatorCtx(ctx): OperatorCtx, ApiPath(slug): ApiPath<String>) -> Result<Json<Tenant>, ApiError> {
+pub async fn show(
+    TenantAdminCtx(ctx): TenantAdminCtx,
+    ApiPath(slug): ApiPath<String>,
+) -> Result<Json<Tenant>, ApiError> {
     tenants::resolve(&ctx, &slug).await.map(Json)
 }
 

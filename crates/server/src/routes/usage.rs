@@ -1,12 +1,12 @@
 use axum::Json;
 
-use crate::auth::OperatorCtx;
+use crate::auth::TenantAdminCtx;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
 use crate::service::usage::{self, UsageQuery, UsageReport};
 
 pub async fn report(
-    OperatorCtx(ctx): OperatorCtx,
+    TenantAdminCtx(ctx): TenantAdminCtx,
     ApiPath(slug): ApiPath<String>,
     ApiQuery(query): ApiQuery<UsageQuery>,
 ) -> Result<Json<UsageReport>, ApiError> {

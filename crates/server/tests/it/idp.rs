@@ -269,3 +269,68 @@ async fn provider_configuration_is_validated() {
     let (status, _) = app.get("/api/v1/tenants/acme/identity-provider").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// Identity-provider tokens on the REST API: a tenant admin manages the tenant's OAuth
+/// clients and keys; a plain member may not; the token means nothing on another tenant.
+#[tokio::test]
+async fn tenant_admins_use_the_rest_api_with_their_idp_token() {
+    let (app, _idp, key) = setup().await;
+    let boss = app.user("boss@example.com").await;
+    app.post(
+        "/api/v1/tenants/acme/members",
+        json!({"user_id": s(&boss["id"]), "role": "admin"}),
+    )
+    .await;
+    let as_user = |email: &str, method: reqwest::Method, path: &str, body: Option<Value>| {
+        let token = key.sign(&claims(email));
+        let mut req = app.client.request(method, app.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status(), resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let app_body = json!({"client_name": "Boss's tool", "redirect_uris": ["https://tool.example/cb"]});
+    let (status, created) = as_user(
+        "boss@example.com",
+        reqwest::Method::POST,
+        "/api/v1/tenants/acme/oauth/apps",
+        Some(app_body.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert!(s(&created["client_secret"]).starts_with("ccs_"));
+    let (status, keys) = as_user(
+        "boss@example.com",
+        reqwest::Method::GET,
+        "/api/v1/tenants/acme/keys",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{keys}");
+
+    let (status, _) = as_user(
+        "ada@example.com",
+        reqwest::Method::POST,
+        "/api/v1/tenants/acme/oauth/apps",
+        Some(app_body.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "members are not admins");
+    let (status, _) = as_user(
+        "boss@example.com",
+        reqwest::Method::POST,
+        "/api/v1/tenants/globex/oauth/apps",
+        Some(app_body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "another tenant");
+    let (status, _) = as_user("boss@example.com", reqwest::Method::GET, "/api/v1/tenants", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "platform routes stay operator-only");
+
+    let events = app.tenant_events("acme").await;
+    let registered = events.iter().find(|e| e.action == "oauth.client_registered").unwrap();
+    assert_eq!(registered.actor_id.as_deref(), Some(s(&boss["id"])));
+}

@@ -109,7 +109,13 @@ pub async fn code_for(app: &TestApp, client_id: &str) -> (String, String) {
 }
 
 /// Exchanges `code` at acme's token endpoint.
-pub async fn exchange(app: &TestApp, client_id: &str, code: &str, verifier: &str, redirect: &str) -> (StatusCode, Value) {
+pub async fn exchange(
+    app: &TestApp,
+    client_id: &str,
+    code: &str,
+    verifier: &str,
+    redirect: &str,
+) -> (StatusCode, Value) {
     let form = [
         ("grant_type", "authorization_code"),
         ("code", code),
@@ -125,7 +131,10 @@ pub async fn exchange(app: &TestApp, client_id: &str, code: &str, verifier: &str
 pub fn refused(answer: &(StatusCode, Value), status: StatusCode, error: &str) {
     let (got, body) = answer;
     assert_eq!((*got, s(&body["error"])), (status, error), "{body}");
-    assert!(body.get("access_token").is_none() && body.get("refresh_token").is_none(), "{body}");
+    assert!(
+        body.get("access_token").is_none() && body.get("refresh_token").is_none(),
+        "{body}"
+    );
 }
 
 async fn acme_with_client() -> (TestApp, String) {
@@ -195,7 +204,11 @@ async fn denying_consent_sends_access_denied_and_no_code() {
     let html = resp.text().await.unwrap();
     assert!(html.contains("Allow access"), "{html}");
     let (request, csrf) = (hidden(&html, "request"), hidden(&html, "csrf_token"));
-    let form = [("request", request.as_str()), ("csrf_token", csrf.as_str()), ("decision", "deny")];
+    let form = [
+        ("request", request.as_str()),
+        ("csrf_token", csrf.as_str()),
+        ("decision", "deny"),
+    ];
     let resp = post_form(&app, "/t/acme/oauth/consent", &jar, &form).await;
     assert_eq!(error_redirect(&app, "acme", resp).await, "access_denied");
     let events = app.tenant_events("acme").await;
@@ -229,8 +242,14 @@ async fn a_wrong_password_or_a_non_member_is_refused_at_login() {
         assert!(!sets_session(&resp), "{email}: no session for a refused login");
         let html = resp.text().await.unwrap();
         assert!(html.contains("Wrong e-mail or password."), "{html}");
-        assert!(html.contains("action=\"/t/acme/oauth/login\""), "the form again: {html}");
-        assert!(!hidden(&html, "request").is_empty() && !html.contains("Allow access"), "{html}");
+        assert!(
+            html.contains("action=\"/t/acme/oauth/login\""),
+            "the form again: {html}"
+        );
+        assert!(
+            !hidden(&html, "request").is_empty() && !html.contains("Allow access"),
+            "{html}"
+        );
     }
     let events = app.tenant_events("acme").await;
     let mut logins: Vec<_> = events.iter().filter(|e| e.action == "oauth.login").collect();
@@ -266,13 +285,19 @@ async fn forms_without_the_matching_csrf_token_are_forbidden() {
         let resp = post_form(&app, "/t/acme/oauth/login", &jar, &form).await;
         assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{jar:?} / {token:?}");
         assert!(!sets_session(&resp));
-        let form = [("request", request.as_str()), ("csrf_token", token), ("decision", "allow")];
+        let form = [
+            ("request", request.as_str()),
+            ("csrf_token", token),
+            ("decision", "allow"),
+        ];
         let resp = post_form(&app, "/t/acme/oauth/consent", &jar, &form).await;
         assert_eq!(resp.status(), StatusCode::FORBIDDEN, "consent {jar:?} / {token:?}");
         assert!(resp.headers().get(LOCATION).is_none());
     }
     let events = app.tenant_events("acme").await;
-    assert!(!events.iter().any(|e| e.action.starts_with("oauth.login") || e.action == "oauth.consent"));
+    assert!(!events
+        .iter()
+        .any(|e| e.action.starts_with("oauth.login") || e.action == "oauth.consent"));
 }
 
 #[tokio::test]
@@ -301,7 +326,11 @@ async fn a_replayed_code_revokes_what_its_first_exchange_issued() {
         ("refresh_token", s(&first["refresh_token"])),
         ("client_id", &client_id),
     ];
-    refused(&token(&app, "acme", &form).await, StatusCode::BAD_REQUEST, "invalid_grant");
+    refused(
+        &token(&app, "acme", &form).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    );
     let events = app.tenant_events("acme").await;
     assert!(events.iter().any(|e| e.action == "oauth.code_reuse_detected"));
 }
@@ -339,7 +368,11 @@ async fn an_expired_code_is_refused() {
 async fn unknown_grant_types_and_public_clients_with_secrets_are_refused() {
     let (app, client_id) = acme_with_client().await;
     for grant in ["password", "urn:ietf:params:oauth:grant-type:device_code"] {
-        let form = [("grant_type", grant), ("client_id", &client_id), ("username", "alice@example.com")];
+        let form = [
+            ("grant_type", grant),
+            ("client_id", &client_id),
+            ("username", "alice@example.com"),
+        ];
         refused(
             &token(&app, "acme", &form).await,
             StatusCode::BAD_REQUEST,
@@ -448,7 +481,10 @@ async fn registrations_are_rate_limited() {
     assert!(body.get("client_id").is_none());
     assert_eq!(app_count(&app, "acme").await, 2);
     // Per tenant: another tenant's budget is untouched.
-    assert_eq!(register_raw(&app, "globex", registration()).await.0, StatusCode::CREATED);
+    assert_eq!(
+        register_raw(&app, "globex", registration()).await.0,
+        StatusCode::CREATED
+    );
 }
 
 /// Serves a client metadata document on loopback at `/client.json`; `doc` builds it from
@@ -517,7 +553,11 @@ async fn metadata_documents_that_lie_or_are_not_allowed_are_refused() {
     let params = auth_params(&strict, "acme", &url, &p.challenge);
     error_page(authorize(&strict, "acme", &params).await).await;
     assert_eq!(fetches.load(Ordering::SeqCst), 0);
-    let form = [("grant_type", "authorization_code"), ("code", "cac_x"), ("client_id", url.as_str())];
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", "cac_x"),
+        ("client_id", url.as_str()),
+    ];
     refused(
         &token(&strict, "acme", &form).await,
         StatusCode::UNAUTHORIZED,

@@ -40,7 +40,10 @@ async fn real_key(app: &TestApp, slug: &str) -> (String, EncodingKey) {
     let since = chrono::Utc::now() - chrono::Duration::days(1);
     let keys = app.state.store.signing_keys(id, since).await.unwrap();
     let key = keys.iter().find(|k| k.active).unwrap();
-    (key.kid.clone(), EncodingKey::from_ec_der(key.private_pkcs8.expose_secret()))
+    (
+        key.kid.clone(),
+        EncodingKey::from_ec_der(key.private_pkcs8.expose_secret()),
+    )
 }
 
 /// Asserts the MCP endpoint of `slug` refuses `token` with the RFC 6750 / 9728 challenge.
@@ -61,7 +64,12 @@ async fn assert_refused(app: &TestApp, slug: &str, token: &str, case: &str) {
 }
 
 /// A form post to an OAuth endpoint of acme, with optional HTTP Basic client credentials.
-async fn oauth_post(app: &TestApp, endpoint: &str, basic: Option<(&str, &str)>, form: &[(&str, &str)]) -> (StatusCode, Value) {
+async fn oauth_post(
+    app: &TestApp,
+    endpoint: &str,
+    basic: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> (StatusCode, Value) {
     let mut req = app
         .client
         .post(app.url(&format!("/t/acme/oauth/{endpoint}")))
@@ -278,13 +286,7 @@ async fn client_credentials_introspection_and_revocation() {
 
     // Introspection is for confidential clients only.
     let public = register(&app, "acme").await;
-    let answer = oauth_post(
-        &app,
-        "introspect",
-        None,
-        &[("token", &access), ("client_id", &public)],
-    )
-    .await;
+    let answer = oauth_post(&app, "introspect", None, &[("token", &access), ("client_id", &public)]).await;
     refused(&answer, StatusCode::UNAUTHORIZED, "invalid_client");
     assert!(answer.1.get("active").is_none());
 
