@@ -137,6 +137,18 @@ pub fn refused(answer: &(StatusCode, Value), status: StatusCode, error: &str) {
     );
 }
 
+/// The reasons of acme's refused token requests, oldest first.
+async fn token_refusals(app: &TestApp) -> Vec<String> {
+    let events = app.tenant_events("acme").await;
+    let mut reasons: Vec<String> = events
+        .iter()
+        .filter(|e| e.action == "oauth.token" && e.outcome == "denied")
+        .map(|e| e.details["reason"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    reasons.reverse();
+    reasons
+}
+
 async fn acme_with_client() -> (TestApp, String) {
     let app = TestApp::start().await;
     tenant_with_member(&app, "acme", "alice@example.com", "member").await;
@@ -308,6 +320,9 @@ async fn a_wrong_code_verifier_is_refused_and_spends_the_code() {
     refused(&answer, StatusCode::BAD_REQUEST, "invalid_grant");
     let answer = exchange(&app, &client_id, &code, &verifier, REDIRECT).await;
     refused(&answer, StatusCode::BAD_REQUEST, "invalid_grant");
+    let reasons = token_refusals(&app).await;
+    assert!(reasons[0].contains("code_verifier does not match"), "{reasons:?}");
+    assert!(reasons[1].contains("already used"), "{reasons:?}");
 }
 
 #[tokio::test]
@@ -349,6 +364,11 @@ async fn a_code_is_bound_to_its_redirect_uri_and_its_client() {
     // The code is spent: its rightful client cannot use it either.
     let answer = exchange(&app, &client_id, &code, &verifier, REDIRECT).await;
     refused(&answer, StatusCode::BAD_REQUEST, "invalid_grant");
+    let reasons = token_refusals(&app).await;
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons[0].contains("redirect_uri does not match"), "{reasons:?}");
+    assert!(reasons[1].contains("issued to another client"), "{reasons:?}");
+    assert!(reasons[2].contains("already used"), "{reasons:?}");
 }
 
 #[tokio::test]
@@ -362,6 +382,8 @@ async fn an_expired_code_is_refused() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let answer = exchange(&app, &client_id, &code, &verifier, REDIRECT).await;
     refused(&answer, StatusCode::BAD_REQUEST, "invalid_grant");
+    let reasons = token_refusals(&app).await;
+    assert!(reasons.len() == 1 && reasons[0].contains("expired"), "{reasons:?}");
 }
 
 #[tokio::test]
