@@ -124,16 +124,21 @@ pub async fn start(server: AuthServer, headers: HeaderMap, Query(q): Query<HashM
     if state.as_ref().is_some_and(|s| s.len() > 2048) {
         return fail("invalid_request", "state is too long");
     }
-    let scopes = match parse_scope(get("scope")) {
-        Ok(s)
-            if s.iter()
-                .all(|sc| client.meta.scopes.contains(sc) || client_may_default(&client, *sc)) =>
-        {
-            s
-        }
-        Ok(_) => return fail("invalid_scope", "the client may not ask for these scopes"),
-        Err(e) => return fail("invalid_scope", &e),
+    // What the client registered bounds what it gets; asking for less narrows it, asking
+    // for more is partially ignored (RFC 6749 §3.3) unless nothing is left.
+    let scopes: Vec<Scope> = match get("scope") {
+        None => client.meta.scopes.clone(),
+        Some(asked) => match parse_scope(Some(asked)) {
+            Ok(s) => s.into_iter().filter(|sc| client.meta.scopes.contains(sc)).collect(),
+            Err(e) => return fail("invalid_scope", &e),
+        },
     };
+    if scopes.is_empty() {
+        return fail(
+            "invalid_scope",
+            "none of the requested scopes is registered for this client",
+        );
+    }
     let request = AuthRequest {
         tenant: server.tenant.id.to_string(),
         client_id: client.id.clone(),
@@ -156,11 +161,6 @@ pub async fn start(server: AuthServer, headers: HeaderMap, Query(q): Query<HashM
         set_cookie(&mut resp, &server, CSRF_COOKIE, &csrf, REQUEST_TTL_SECS * 6);
     }
     resp
-}
-
-/// Registered clients asking for nothing get the defaults even if registered with less.
-fn client_may_default(_client: &Client, scope: Scope) -> bool {
-    cairn_core::oauth::DEFAULT_SCOPES.contains(&scope)
 }
 
 #[derive(Deserialize)]

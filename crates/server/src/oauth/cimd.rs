@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use cairn_core::oauth::{ClientMetadata, Source, ValidClient};
 use moka::sync::Cache;
 use moka::Expiry;
+use std::net::{IpAddr, SocketAddr};
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -46,6 +49,11 @@ impl CimdFetcher {
     pub fn new(allow_http_loopback: bool) -> Self {
         let http = reqwest::Client::builder()
             .timeout(TIMEOUT)
+            // Names are resolved here and only public addresses are dialled (no SSRF into
+            // the server's own network through DNS).
+            .dns_resolver(Arc::new(PublicOnly {
+                allow_loopback: allow_http_loopback,
+            }))
             // A redirect could point the server anywhere; the document must live at its id.
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -119,12 +127,12 @@ impl CimdFetcher {
         }
         // Private addresses are not documents on the internet; refusing them keeps the
         // fetch from probing the server's own network.
-        let private = match url.host() {
-            Some(Host::Ipv4(ip)) => ip.is_private() || ip.is_link_local() || ip.is_unspecified(),
-            Some(Host::Ipv6(ip)) => ip.is_unspecified() || (ip.segments()[0] & 0xfe00) == 0xfc00,
-            _ => false,
+        let literal = match url.host() {
+            Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
         };
-        if private {
+        if literal.is_some_and(|ip| !dialable(ip, self.allow_http_loopback)) {
             return Err("a metadata-document client_id must not name a private address".into());
         }
         if url.path() == "/" || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
@@ -134,6 +142,64 @@ impl CimdFetcher {
             return Err("a metadata-document client_id must not contain dot segments".into());
         }
         Ok(())
+    }
+}
+
+/// Whether the fetcher may connect to `ip`: public unicast only (loopback too in tests).
+fn dialable(ip: IpAddr, allow_loopback: bool) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            if v4.is_loopback() {
+                return allow_loopback;
+            }
+            !(v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_multicast()
+                || a == 0
+                || a >= 240
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return dialable(IpAddr::V4(v4), allow_loopback);
+            }
+            if v6.is_loopback() {
+                return allow_loopback;
+            }
+            let first = v6.segments()[0];
+            !(v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8
+                || first == 0x0064
+                || first == 0)
+        }
+    }
+}
+
+struct PublicOnly {
+    allow_loopback: bool,
+}
+
+impl Resolve for PublicOnly {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow = self.allow_loopback;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| dialable(a.ip(), allow))
+                .collect();
+            if addrs.is_empty() {
+                return Err("the host has no public address".into());
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
     }
 }
 
@@ -174,14 +240,10 @@ async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
     Ok(body)
 }
 
-fn without_url(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "connection failed".into()
-    } else {
-        "request failed".into()
-    }
+/// One text for every network failure: distinct texts would let a caller map which
+/// hosts and ports exist.
+fn without_url(_e: &reqwest::Error) -> String {
+    "request failed".into()
 }
 
 #[cfg(test)]
@@ -208,6 +270,12 @@ mod tests {
             "http://127.0.0.1:9000/client.json",
             "https://10.0.0.5/client.json",
             "https://user:pw@client.example/meta.json",
+            "https://[::ffff:127.0.0.1]:8443/client.json",
+            "https://[::ffff:7f00:1]/client.json",
+            "https://[fe80::1]/client.json",
+            "https://169.254.169.254/latest/meta-data",
+            "https://100.64.0.1/client.json",
+            "https://[::1]/client.json",
         ] {
             assert!(strict.check_url(bad).is_err(), "{bad}");
         }

@@ -240,9 +240,22 @@ async fn refresh(server: &AuthServer, client: &Client, form: &TokenForm) -> Resu
     let new = mint_token(REFRESH_PREFIX);
     let old_digest = TokenDigest::of(old);
     // Refresh tokens live as long as their grant: re-consent after the grant lifetime.
-    let Some(current) = store.grant_of_refresh_token(tenant, &old_digest).await? else {
+    let Some(current) = store
+        .grant_of_refresh_token(tenant, &old_digest)
+        .await?
+        .filter(|g| g.client_id == client.id)
+    else {
         return Err(OAuthError::invalid_grant("unknown refresh token"));
     };
+    // A refused request must leave the token unspent (RFC 6749 §6): check before rotating.
+    if form
+        .resource
+        .as_deref()
+        .is_some_and(|r| r.trim_end_matches('/') != current.resource)
+    {
+        return Err(OAuthError::new("invalid_target", "resource differs from the grant"));
+    }
+    let scopes = narrow(&current.scopes, form.scope.as_deref())?;
     let grant = match store
         .rotate_refresh_token(tenant, &client.id, &old_digest, &new.digest, current.expires_at)
         .await?
@@ -265,14 +278,6 @@ async fn refresh(server: &AuthServer, client: &Client, form: &TokenForm) -> Resu
             ))
         }
     };
-    if form
-        .resource
-        .as_deref()
-        .is_some_and(|r| r.trim_end_matches('/') != grant.resource)
-    {
-        return Err(OAuthError::new("invalid_target", "resource differs from the grant"));
-    }
-    let scopes = narrow(&grant.scopes, form.scope.as_deref())?;
     let Some(user) = grant.user else {
         return Err(OAuthError::invalid_grant("this grant has no user"));
     };

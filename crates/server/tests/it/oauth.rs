@@ -371,3 +371,80 @@ async fn refresh_tokens_rotate_and_a_replayed_one_revokes_the_grant() {
     let events = app.tenant_events("acme").await;
     assert!(events.iter().any(|e| e.action == "oauth.refresh_reuse_detected"));
 }
+
+#[tokio::test]
+async fn a_refused_refresh_leaves_the_token_unspent() {
+    let app = TestApp::start().await;
+    tenant_with_member(&app, "acme", "alice@example.com", "member").await;
+    let (client_id, first) = full_flow(&app, "acme", "alice@example.com").await;
+    let r1 = s(&first["refresh_token"]).to_owned();
+    let globex = app.url("/t/globex/mcp");
+    for (extra, error) in [
+        (("scope", "kb:write"), "invalid_scope"),
+        (("resource", globex.as_str()), "invalid_target"),
+    ] {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &r1),
+            ("client_id", &client_id),
+            extra,
+        ];
+        let (status, body) = token(&app, "acme", &form).await;
+        assert_eq!((status, s(&body["error"])), (StatusCode::BAD_REQUEST, error));
+    }
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", r1.as_str()),
+        ("client_id", &client_id),
+    ];
+    let (status, body) = token(&app, "acme", &form).await;
+    assert_eq!(status, StatusCode::OK, "the refused attempts did not spend it: {body}");
+}
+
+#[tokio::test]
+async fn the_registered_scope_bounds_what_a_client_gets() {
+    let app = TestApp::start().await;
+    tenant_with_member(&app, "acme", "alice@example.com", "member").await;
+    let (status, created) = app
+        .post(
+            "/api/v1/tenants/acme/oauth/apps",
+            json!({"client_name": "Reader", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none",
+                "scope": "mcp:resources"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let client_id = s(&created["client_id"]).to_owned();
+    let p = pkce();
+    let mut params = auth_params(&app, "acme", &client_id, &p.challenge);
+    params.retain(|(k, _)| k != "scope");
+    params.push(("scope".into(), "mcp:tools".into()));
+    let resp = browser()
+        .get(app.url("/t/acme/oauth/authorize"))
+        .query(&params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let back = url::Url::parse(resp.headers()[LOCATION].to_str().unwrap()).unwrap();
+    assert_eq!(query(&back, "error").as_deref(), Some("invalid_scope"));
+
+    // Asking for more than registered is trimmed to what is registered.
+    let back = consent(
+        &app,
+        "acme",
+        &auth_params(&app, "acme", &client_id, &p.challenge),
+        "alice@example.com",
+    )
+    .await;
+    let code = query(&back, "code").unwrap();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", &p.verifier),
+        ("client_id", &client_id),
+    ];
+    let (status, body) = token(&app, "acme", &form).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "mcp:resources");
+}
