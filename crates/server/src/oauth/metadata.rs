@@ -1,7 +1,7 @@
 //! Discovery: protected-resource metadata (RFC 9728), authorization-server metadata
 //! (RFC 8414, also served as an OpenID configuration) and the JWKS.
 
-use axum::http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL};
+use axum::http::header::CACHE_CONTROL;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -11,11 +11,10 @@ use serde_json::{json, Value};
 use super::error::OAuthError;
 use super::AuthServer;
 
-/// Public documents: any origin may read them (browser-based MCP clients discover too).
+/// Public documents, cacheable (CORS for browser-based clients: see `oauth::router`).
 fn public_json(body: Value, max_age: &'static str) -> Response {
     let mut resp = Json(body).into_response();
     let h = resp.headers_mut();
-    h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static(max_age));
     resp
 }

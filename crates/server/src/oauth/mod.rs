@@ -23,8 +23,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{FromRequestParts, Path};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, Method, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use cairn_core::audit::{Actor, AuditEvent, Outcome};
@@ -34,6 +35,7 @@ use cairn_core::secret::TokenDigest;
 use cairn_core::tenant::{Tenant, TenantStatus};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use moka::sync::Cache;
+use tower_http::cors::{Any, CorsLayer};
 use uuid::Uuid;
 
 use crate::config::Config;
@@ -117,7 +119,18 @@ pub fn resource_metadata_url(config: &Config, slug: &str) -> String {
 }
 
 pub fn router() -> Router<AppState> {
-    Router::new()
+    // Browser-based MCP clients (the Inspector, web apps) discover, register and fetch
+    // tokens with fetch(): these endpoints take no cookies, so any origin may call them.
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            AUTHORIZATION,
+            CONTENT_TYPE,
+            HeaderName::from_static("mcp-protocol-version"),
+        ])
+        .max_age(Duration::from_secs(600));
+    let api = Router::new()
         .route(
             "/.well-known/oauth-protected-resource/t/{slug}/mcp",
             get(metadata::protected_resource),
@@ -143,13 +156,17 @@ pub fn router() -> Router<AppState> {
             get(metadata::authorization_server),
         )
         .route("/t/{slug}/jwks.json", get(metadata::jwks))
-        .route("/t/{slug}/oauth/authorize", get(authorize::start))
-        .route("/t/{slug}/oauth/login", post(authorize::login))
-        .route("/t/{slug}/oauth/consent", post(authorize::consent))
         .route("/t/{slug}/oauth/token", post(token::token))
         .route("/t/{slug}/oauth/revoke", post(token::revoke))
         .route("/t/{slug}/oauth/introspect", post(token::introspect))
         .route("/t/{slug}/oauth/register", post(register::register))
+        .layer(cors);
+    // The pages carry cookies and forms: same origin only.
+    let pages = Router::new()
+        .route("/t/{slug}/oauth/authorize", get(authorize::start))
+        .route("/t/{slug}/oauth/login", post(authorize::login))
+        .route("/t/{slug}/oauth/consent", post(authorize::consent));
+    api.merge(pages)
 }
 
 /// The tenant whose authorization server a request addresses, with the request facts

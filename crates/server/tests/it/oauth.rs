@@ -277,6 +277,30 @@ async fn discovery_documents_carry_every_required_field() {
         assert!(grants.contains(&json!("authorization_code")) && grants.contains(&json!("refresh_token")));
         assert!(!m["scopes_supported"].as_array().unwrap().contains(&json!("admin")));
     }
+    // Browser-based clients may discover, register and fetch tokens from any origin …
+    let origin = "https://inspector.example";
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/t/acme/oauth/register"))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    let meta = app.client.get(&prm_url).header("origin", origin).send().await.unwrap();
+    assert_eq!(meta.headers().get_all("access-control-allow-origin").iter().count(), 1);
+    // … but the cookie-carrying pages are same-origin only.
+    let page = app
+        .client
+        .get(app.url("/t/acme/oauth/authorize"))
+        .header("origin", origin)
+        .send()
+        .await
+        .unwrap();
+    assert!(page.headers().get("access-control-allow-origin").is_none());
+
     let unknown = app
         .client
         .get(app.url("/.well-known/oauth-authorization-server/t/nobody"))
