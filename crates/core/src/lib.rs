@@ -2,6 +2,7 @@
 
 pub mod api_key;
 pub mod audit;
+pub mod crypto;
 pub mod ids;
 pub mod oauth;
 pub mod secret;
