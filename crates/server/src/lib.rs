@@ -9,6 +9,7 @@ pub mod auth;
 pub mod batch;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod error;
 pub mod extract;
 pub mod idp;
@@ -129,6 +130,7 @@ impl Server {
         let (audit, audit_task) = AuditSink::start(store.clone());
         let (usage, usage_task) = usage::UsageSink::start(store.clone());
         let state = AppState::new(store, audit, usage, config).map_err(StartupError::Secrets)?;
+        state.verify().await.map_err(StartupError::Secrets)?;
         let flusher = spawn_housekeeping(state.clone(), Duration::from_secs(30));
         Ok(Self {
             state,

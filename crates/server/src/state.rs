@@ -24,6 +24,7 @@ pub struct AppState {
     pub tenants: TenantCache,
     pub idp: Arc<crate::idp::IdpVerifier>,
     pub oauth: Arc<crate::oauth::OAuth>,
+    pub keyring: Arc<crate::crypto::Keyring>,
 }
 
 /// Slug → tenant for the MCP hot path, for a few seconds. Updates and deletions on this
@@ -65,7 +66,9 @@ impl AppState {
     pub fn new(store: Store, audit: AuditSink, usage: UsageSink, config: Config) -> Result<Self, String> {
         let pepper = crate::keys::load_or_create_pepper(config.api_key_pepper.as_deref(), &config.data_dir)?;
         let ttl = std::time::Duration::from_secs(config.api_key_cache_ttl_secs);
-        let oauth = Arc::new(crate::oauth::OAuth::new(&config, &pepper));
+        let keks = crate::crypto::ConfigKeks::load(&config)?;
+        let keyring = Arc::new(crate::crypto::Keyring::new(Arc::new(keks)));
+        let oauth = Arc::new(crate::oauth::OAuth::new(&config, &pepper, keyring.clone()));
         let keys = Arc::new(KeyVerifier::new(cairn_core::api_key::KeyHasher::new(pepper), ttl));
         let limits = Arc::new(Limits::new(&config)?);
         Ok(Self {
@@ -78,7 +81,15 @@ impl AppState {
             tenants: TenantCache::new(),
             idp: Arc::new(crate::idp::IdpVerifier::new()),
             oauth,
+            keyring,
         })
+    }
+}
+
+impl AppState {
+    /// Start-up checks that need the database: the master keys match the database.
+    pub async fn verify(&self) -> Result<(), String> {
+        self.keyring.verify(&self.store).await
     }
 }
 

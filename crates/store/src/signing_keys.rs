@@ -2,19 +2,27 @@
 //! retired keys stay published (JWKS) until the tokens they signed have expired.
 
 use cairn_core::ids::TenantId;
-use cairn_core::oauth::GeneratedKey;
 use chrono::{DateTime, Utc};
-use secrecy::{ExposeSecret, SecretBox};
+use secrecy::SecretBox;
 use serde_json::Value;
 use sqlx::types::Json;
 
 use crate::types::{DbTime, DbUuid};
 use crate::{Store, StoreError};
 
+/// A key to store. `private_key` is the encrypted envelope of the PKCS#8 DER.
+pub struct NewSigningKey<'a> {
+    pub kid: &'a str,
+    pub alg: &'a str,
+    pub private_key: &'a [u8],
+    pub public_jwk: &'a Value,
+}
+
 pub struct SigningKey {
     pub kid: String,
     pub alg: String,
-    pub private_pkcs8: SecretBox<Vec<u8>>,
+    /// The encrypted private key (an envelope; see the server's keyring).
+    pub private_key: SecretBox<Vec<u8>>,
     pub public_jwk: Value,
     pub active: bool,
     pub created_at: DateTime<Utc>,
@@ -46,7 +54,7 @@ impl From<Row> for SigningKey {
         Self {
             kid: r.kid,
             alg: r.alg,
-            private_pkcs8: SecretBox::new(Box::new(r.private_key)),
+            private_key: SecretBox::new(Box::new(r.private_key)),
             public_jwk: r.public_jwk.0,
             active: r.state == "active",
             created_at: r.created_at.0,
@@ -78,7 +86,7 @@ impl Store {
 
     /// Adds `key` as the active key unless the tenant already has one (a concurrent
     /// first use on another replica). Returns whether it was added.
-    pub async fn add_first_signing_key(&self, tenant: TenantId, key: &GeneratedKey) -> Result<bool, StoreError> {
+    pub async fn add_first_signing_key(&self, tenant: TenantId, key: &NewSigningKey<'_>) -> Result<bool, StoreError> {
         let mut tx = self.tenant_tx(tenant, true).await?;
         let n = insert(&mut tx, tenant, key).await?;
         tx.commit().await?;
@@ -86,7 +94,7 @@ impl Store {
     }
 
     /// Retires the active key and makes `key` active, atomically.
-    pub async fn rotate_signing_key(&self, tenant: TenantId, key: &GeneratedKey) -> Result<(), StoreError> {
+    pub async fn rotate_signing_key(&self, tenant: TenantId, key: &NewSigningKey<'_>) -> Result<(), StoreError> {
         let mut tx = self.tenant_tx(tenant, true).await?;
         with_conn!(&mut tx.tx, conn => {
             sqlx::query(
@@ -122,17 +130,17 @@ impl Store {
     }
 }
 
-async fn insert(tx: &mut crate::TenantTx, tenant: TenantId, key: &GeneratedKey) -> Result<u64, StoreError> {
+async fn insert(tx: &mut crate::TenantTx, tenant: TenantId, key: &NewSigningKey<'_>) -> Result<u64, StoreError> {
     let n = with_conn!(&mut tx.tx, conn => {
         sqlx::query(
             "INSERT INTO oauth_signing_keys (tenant_id, kid, alg, private_key, public_jwk, state, created_at) \
              VALUES ($1, $2, $3, $4, $5, 'active', $6) ON CONFLICT DO NOTHING",
         )
         .bind(DbUuid(tenant.as_uuid()))
-        .bind(&key.kid)
-        .bind(key.alg.as_str())
-        .bind(key.private_pkcs8.expose_secret().as_slice())
-        .bind(Json(&key.public_jwk))
+        .bind(key.kid)
+        .bind(key.alg)
+        .bind(key.private_key)
+        .bind(Json(key.public_jwk))
         .bind(DbTime::now())
         .execute(conn)
         .await

@@ -45,6 +45,10 @@ impl Key32 {
         Self(k)
     }
 
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
         let arr: [u8; 32] = bytes.try_into().map_err(|_| CryptoError::KeyLength)?;
         Ok(Self(arr))

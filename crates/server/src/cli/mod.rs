@@ -290,6 +290,7 @@ async fn dispatch(command: Command, config: Config) -> Result<(), CliError> {
             let (audit, task) = AuditSink::start(store.clone());
             let (usage, usage_task) = crate::usage::UsageSink::start(store.clone());
             let state = AppState::new(store, audit, usage, config).map_err(StartupError::Secrets)?;
+            state.verify().await.map_err(StartupError::Secrets)?;
             let ctx = Ctx {
                 state: state.clone(),
                 actor: Actor::Cli,

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use cairn_core::ids::TenantId;
 use cairn_core::oauth::GeneratedKey;
+use cairn_store::signing_keys::NewSigningKey;
 use cairn_store::{Store, StoreError};
+
+use crate::crypto::{Keyring, KeyringError, Slot};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use moka::sync::Cache;
 use secrecy::ExposeSecret;
@@ -45,6 +48,7 @@ struct TenantKeys {
 }
 
 pub struct Signer {
+    keyring: Arc<Keyring>,
     keys: Cache<TenantId, Arc<TenantKeys>>,
     reloaded: Mutex<HashMap<TenantId, Instant>>,
     /// How long retired keys stay published: the access-token lifetime plus leeway.
@@ -57,11 +61,14 @@ pub enum SignError {
     Store(#[from] StoreError),
     #[error("signing failed: {0}")]
     Crypto(String),
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
 }
 
 impl Signer {
-    pub fn new(access_ttl: Duration) -> Self {
+    pub fn new(access_ttl: Duration, keyring: Arc<Keyring>) -> Self {
         Self {
+            keyring,
             keys: Cache::builder().max_capacity(100_000).time_to_live(CACHE_TTL).build(),
             reloaded: Mutex::new(HashMap::new()),
             publish_retired_for: access_ttl + Duration::from_secs(LEEWAY_SECS * 2),
@@ -88,8 +95,16 @@ impl Signer {
                 continue;
             };
             if row.active && keys.signing.is_none() {
-                let encoding = EncodingKey::from_ec_der(row.private_pkcs8.expose_secret());
-                keys.signing = Some((row.kid.clone(), encoding));
+                let slot = slot(&row.kid);
+                match self
+                    .keyring
+                    .decrypt(store, tenant, slot, row.private_key.expose_secret())
+                    .await
+                {
+                    Ok(der) => keys.signing = Some((row.kid.clone(), EncodingKey::from_ec_der(&der))),
+                    // Verification with the public half still works; signing makes a new key.
+                    Err(e) => tracing::error!(kid = %row.kid, error = %e, "cannot decrypt the signing key"),
+                }
             }
             keys.verifying.insert(row.kid.clone(), decoding);
             keys.jwks.push(row.public_jwk);
@@ -112,8 +127,9 @@ impl Signer {
         let mut keys = self.cached(store, tenant).await?;
         if keys.signing.is_none() {
             let key = GeneratedKey::es256().map_err(SignError::Crypto)?;
+            let sealed = self.seal(store, tenant, &key).await?;
             // Another replica may win the race; either way there is an active key now.
-            store.add_first_signing_key(tenant, &key).await?;
+            store.add_first_signing_key(tenant, &new_key(&key, &sealed)).await?;
             keys = self.load(store, tenant).await?;
         }
         let Some((kid, encoding)) = &keys.signing else {
@@ -180,9 +196,35 @@ impl Signer {
     /// Makes a new key active; the old one stays published until its tokens expire.
     pub async fn rotate(&self, store: &Store, tenant: TenantId) -> Result<String, SignError> {
         let key = GeneratedKey::es256().map_err(SignError::Crypto)?;
-        store.rotate_signing_key(tenant, &key).await?;
+        let sealed = self.seal(store, tenant, &key).await?;
+        store.rotate_signing_key(tenant, &new_key(&key, &sealed)).await?;
         self.keys.invalidate(&tenant);
         Ok(key.kid)
+    }
+}
+
+impl Signer {
+    /// The private key, encrypted for its row (`oauth_signing_keys.private_key`, kid).
+    async fn seal(&self, store: &Store, tenant: TenantId, key: &GeneratedKey) -> Result<Vec<u8>, SignError> {
+        let plain = key.private_pkcs8.expose_secret();
+        Ok(self.keyring.encrypt(store, tenant, slot(&key.kid), plain).await?)
+    }
+}
+
+fn slot(kid: &str) -> Slot<'_> {
+    Slot {
+        table: "oauth_signing_keys",
+        column: "private_key",
+        row: kid,
+    }
+}
+
+fn new_key<'a>(key: &'a GeneratedKey, sealed: &'a [u8]) -> NewSigningKey<'a> {
+    NewSigningKey {
+        kid: &key.kid,
+        alg: key.alg.as_str(),
+        private_key: sealed,
+        public_jwk: &key.public_jwk,
     }
 }
 

@@ -63,10 +63,10 @@ impl std::fmt::Debug for OAuth {
 }
 
 impl OAuth {
-    pub fn new(config: &Config, secret: &[u8; 32]) -> Self {
+    pub fn new(config: &Config, secret: &[u8; 32], keyring: Arc<crate::crypto::Keyring>) -> Self {
         let per_minute = NonZeroU32::new(config.oauth_registrations_per_minute).unwrap_or(NonZeroU32::MIN);
         Self {
-            signer: jwt::Signer::new(Duration::from_secs(config.oauth_access_token_ttl_secs)),
+            signer: jwt::Signer::new(Duration::from_secs(config.oauth_access_token_ttl_secs), keyring),
             cimd: cimd::CimdFetcher::new(config.oauth_cimd_allow_http_loopback),
             sealer: pages::Sealer::new(secret),
             registrations: RateLimiter::keyed(Quota::per_minute(per_minute)),

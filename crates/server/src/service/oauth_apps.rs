@@ -134,6 +134,7 @@ pub async fn rotate_signing_key(ctx: &Ctx, slug: &str) -> Result<RotatedKey, Api
         .map_err(|e| match e {
             crate::oauth::jwt::SignError::Store(s) => ApiError::from(s),
             crate::oauth::jwt::SignError::Crypto(c) => ApiError::internal(c),
+            crate::oauth::jwt::SignError::Keyring(k) => k.into(),
         })?;
     let event = ctx
         .event("oauth.signing_key_rotated", Outcome::Success)

@@ -8,7 +8,8 @@ use serde_json::Value;
 use crate::common::{s, TestApp, TestDb};
 
 fn cairn(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Output {
-    let data_dir = db.dir.path().join("cli-data");
+    // The server's data folder: same master key and pepper, as on a real host.
+    let data_dir = db.dir.path().join("data");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
     cmd.args(["--database-url", &db.url, "--data-dir", data_dir.to_str().unwrap()])
         .args(args)

@@ -40,10 +40,19 @@ async fn real_key(app: &TestApp, slug: &str) -> (String, EncodingKey) {
     let since = chrono::Utc::now() - chrono::Duration::days(1);
     let keys = app.state.store.signing_keys(id, since).await.unwrap();
     let key = keys.iter().find(|k| k.active).unwrap();
-    (
-        key.kid.clone(),
-        EncodingKey::from_ec_der(key.private_pkcs8.expose_secret()),
-    )
+    // Stored encrypted: open it the way the server does.
+    let slot = cairn_server::crypto::Slot {
+        table: "oauth_signing_keys",
+        column: "private_key",
+        row: &key.kid,
+    };
+    let der = app
+        .state
+        .keyring
+        .decrypt(&app.state.store, id, slot, key.private_key.expose_secret())
+        .await
+        .unwrap();
+    (key.kid.clone(), EncodingKey::from_ec_der(&der))
 }
 
 /// Asserts the MCP endpoint of `slug` refuses `token` with the RFC 6750 / 9728 challenge.
