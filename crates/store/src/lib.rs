@@ -20,6 +20,7 @@ pub mod error;
 pub mod identity_providers;
 pub mod memberships;
 pub mod oauth_apps;
+pub mod oauth_credentials;
 pub mod oauth_grants;
 pub mod operator_tokens;
 pub mod pool;

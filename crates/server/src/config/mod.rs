@@ -85,6 +85,8 @@ pub struct Config {
     pub redis_failure_mode: RedisFailureMode,
     /// Test-only: accept `http://127.0.0.1|localhost` JWKS URLs for identity providers.
     pub idp_allow_http_loopback: bool,
+    /// Test-only: accept `http://127.0.0.1|localhost` upstream OAuth provider URLs.
+    pub upstream_allow_http_loopback: bool,
     /// Lifetime of OAuth access tokens (JWTs). Short: they are checked without a lookup
     /// of the token itself.
     pub oauth_access_token_ttl_secs: u64,
@@ -169,6 +171,7 @@ impl Default for Config {
             redis_failure_mode: RedisFailureMode::FailOpen,
             mcp_allowed_hosts: Vec::new(),
             idp_allow_http_loopback: false,
+            upstream_allow_http_loopback: false,
             oauth_access_token_ttl_secs: 600,
             oauth_refresh_token_ttl_secs: 30 * 24 * 3600,
             oauth_code_ttl_secs: 60,

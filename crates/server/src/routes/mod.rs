@@ -1,5 +1,6 @@
 //! HTTP routes. Handlers only extract, call one service function and wrap the result.
 
+mod credentials;
 mod health;
 mod idp;
 mod keys;
@@ -52,6 +53,11 @@ pub fn router() -> Router<AppState> {
         .route(
             "/tenants/{slug}/oauth/signing-keys/rotate",
             post(oauth_apps::rotate_key),
+        )
+        .route("/tenants/{slug}/oauth-credentials", get(credentials::list))
+        .route(
+            "/tenants/{slug}/oauth-credentials/{provider}",
+            get(credentials::show).put(credentials::put).delete(credentials::delete),
         )
         .route("/users", post(users::create).get(users::list))
         .route("/users/{id}", get(users::show))

@@ -2,6 +2,7 @@
 //! audit events. Handlers and CLI commands are thin wrappers around these.
 
 pub mod api_keys;
+pub mod credentials;
 pub mod idp;
 pub mod members;
 pub mod oauth_apps;

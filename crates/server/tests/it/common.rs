@@ -21,6 +21,8 @@ struct TestEnv {
     backend: Option<String>,
     pg_url: Option<String>,
     redis_url: Option<String>,
+    /// Folder of the PostgreSQL client programs matching the server (pg_dump).
+    pg_bin: Option<String>,
 }
 
 fn test_env() -> TestEnv {
@@ -44,6 +46,39 @@ pub fn redis_url() -> String {
     test_env()
         .redis_url
         .unwrap_or_else(|| "redis://127.0.0.1:6379/0".to_owned())
+}
+
+/// Everything stored in the test database, as bytes: the SQLite files (database and
+/// WAL) or a `pg_dump` of the PostgreSQL database. For "no plaintext at rest" checks.
+pub fn raw_dump(db: &TestDb) -> Vec<u8> {
+    match backend() {
+        Backend::Sqlite => {
+            let mut out = Vec::new();
+            for entry in std::fs::read_dir(db.dir.path()).unwrap() {
+                let path = entry.unwrap().path();
+                if path.to_string_lossy().contains("cairn.db") {
+                    out.extend(std::fs::read(&path).unwrap());
+                }
+            }
+            assert!(!out.is_empty(), "no SQLite files found");
+            out
+        }
+        Backend::Postgres => {
+            let bin = test_env()
+                .pg_bin
+                .map_or_else(|| "pg_dump".to_owned(), |d| format!("{d}/pg_dump"));
+            let out = std::process::Command::new(&bin)
+                .args(["--data-only", "--no-owner", &db.url])
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {bin} (set CAIRN_TEST_PG_BIN): {e}"));
+            assert!(
+                out.status.success(),
+                "pg_dump failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out.stdout
+        }
+    }
 }
 
 /// A Redis key prefix no other test uses.

@@ -9,6 +9,10 @@ CREATE TABLE kek_versions (
     check_value  bytea NOT NULL,
     created_at   timestamptz NOT NULL
 );
+ALTER TABLE kek_versions ENABLE ROW LEVEL SECURITY;
+ALTER TABLE kek_versions FORCE ROW LEVEL SECURITY;
+CREATE POLICY platform_only ON kek_versions
+    USING (cairn_platform_scope()) WITH CHECK (cairn_platform_scope());
 GRANT SELECT, INSERT, UPDATE ON kek_versions TO cairn_app;
 
 -- A tenant's data keys, wrapped under a KEK version. One is active (encrypts);

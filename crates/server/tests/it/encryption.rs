@@ -1,0 +1,159 @@
+//! Envelope encryption at rest: tenant OAuth credentials and signing keys never reach
+//! the database in clear; ciphertexts only open in their own row; the master key is
+//! checked at start.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::common::{config_for, raw_dump, s, TestApp, TestDb};
+
+const SECRET: &str = "gh-secret-7f3a9c2e1b4d8f6a0c5e";
+
+fn credential(secret: &str) -> Value {
+    json!({"client_id": "Iv1.acme-app", "client_secret": secret,
+        "auth_url": "https://github.com/login/oauth/authorize",
+        "token_url": "https://github.com/login/oauth/access_token", "scopes": ["repo", "read:user"]})
+}
+
+#[tokio::test]
+async fn tenant_credentials_are_stored_encrypted_and_never_returned() {
+    let app = TestApp::start().await;
+    app.tenant("acme").await;
+    let (status, stored) = app
+        .call(
+            Method::PUT,
+            "/api/v1/tenants/acme/oauth-credentials/github",
+            Some(credential(SECRET)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{stored}");
+    assert!(s(&stored["secret_fingerprint"]).starts_with("fp_"));
+    assert!(!stored.to_string().contains(SECRET));
+    let (_, one) = app.get("/api/v1/tenants/acme/oauth-credentials/github").await;
+    let (_, all) = app.get("/api/v1/tenants/acme/oauth-credentials").await;
+    assert_eq!(one["client_id"], "Iv1.acme-app");
+    assert_eq!(all["data"][0]["secret_fingerprint"], stored["secret_fingerprint"]);
+    assert!(!one.to_string().contains(SECRET) && !all.to_string().contains(SECRET));
+    // A signing key exists too (its private half must not be readable either).
+    app.state.audit.flush().await;
+
+    let dump = raw_dump(&app.db);
+    assert!(
+        !dump.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+        "plaintext secret at rest"
+    );
+    assert!(
+        dump.windows(b"Iv1.acme-app".len()).any(|w| w == b"Iv1.acme-app"),
+        "the dump is real: the (non-secret) client id is in it"
+    );
+
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            "/api/v1/tenants/acme/oauth-credentials/Bad Name",
+            Some(credential(SECRET)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            "/api/v1/tenants/acme/oauth-credentials/gitlab",
+            Some(json!({"client_id": "x", "client_secret": "y", "auth_url": "http://evil.example/a", "token_url": "https://x.example/t"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("auth_url"))
+    );
+    let (status, _) = app
+        .call(Method::DELETE, "/api/v1/tenants/acme/oauth-credentials/github", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app.get("/api/v1/tenants/acme/oauth-credentials/github").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let events = app.tenant_events("acme").await;
+    for action in [
+        "oauth_credential.stored",
+        "oauth_credential.read",
+        "oauth_credential.deleted",
+    ] {
+        assert!(events.iter().any(|e| e.action == action), "missing {action}");
+    }
+}
+
+#[tokio::test]
+async fn a_ciphertext_opens_only_in_its_own_row_and_tenant() {
+    let app = TestApp::start().await;
+    let a = app.tenant("acme").await;
+    let b = app.tenant("globex").await;
+    let (ta, tb) = (
+        cairn_core::ids::TenantId::parse("id", s(&a["id"])).unwrap(),
+        cairn_core::ids::TenantId::parse("id", s(&b["id"])).unwrap(),
+    );
+    let (ring, store) = (&app.state.keyring, &app.state.store);
+    let slot = |row| cairn_server::crypto::Slot {
+        table: "tenant_oauth_credentials",
+        column: "client_secret",
+        row,
+    };
+    let sealed = ring
+        .encrypt(store, ta, slot("github"), SECRET.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(
+        ring.decrypt(store, ta, slot("github"), &sealed)
+            .await
+            .unwrap()
+            .as_slice(),
+        SECRET.as_bytes()
+    );
+    let other_row = ring.decrypt(store, ta, slot("gitlab"), &sealed).await.unwrap_err();
+    assert!(
+        other_row.to_string().contains("does not belong to this row"),
+        "{other_row}"
+    );
+    // Another tenant cannot even find the data key that sealed it.
+    assert!(ring.decrypt(store, tb, slot("github"), &sealed).await.is_err());
+}
+
+#[tokio::test]
+async fn a_wrong_or_malformed_master_key_stops_the_start() {
+    let db = TestDb::create().await;
+    let mut config = config_for(&db);
+    config.master_key = Some("not base64 at all".into());
+    let err = cairn_server::Server::build(config.clone())
+        .await
+        .err()
+        .map(|e| e.to_string());
+    assert!(err.as_deref().is_some_and(|e| e.contains("master_key")), "{err:?}");
+
+    config.master_key = Some(base64_key(1));
+    let app = TestApp::start_on(db, config.clone()).await;
+    app.tenant("acme").await;
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            "/api/v1/tenants/acme/oauth-credentials/github",
+            Some(credential(SECRET)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let token = app.token.clone();
+    let db = app.stop().await;
+
+    let mut wrong = config.clone();
+    wrong.master_key = Some(base64_key(2));
+    let err = cairn_server::Server::build(wrong).await.err().map(|e| e.to_string());
+    assert!(err.as_deref().is_some_and(|e| e.contains("check value")), "{err:?}");
+    // The right key still starts.
+    let mut app = TestApp::start_on(db, config).await;
+    app.token = token;
+    let (status, _) = app.get("/api/v1/tenants/acme/oauth-credentials/github").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+fn base64_key(fill: u8) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode([fill; 32])
+}
