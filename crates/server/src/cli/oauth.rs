@@ -3,6 +3,7 @@
 use clap::Subcommand;
 
 use super::{print_json, CliError};
+use crate::service::credentials;
 use crate::service::oauth_apps::{self, AppQuery, CreateOAuthApp};
 use crate::state::Ctx;
 
@@ -54,6 +55,39 @@ pub enum OAuthCmd {
         #[arg(long)]
         tenant: String,
     },
+    /// Store the tenant's app credentials at an upstream provider (secret read from stdin).
+    CredentialsSet {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        provider: String,
+        #[arg(long)]
+        client_id: String,
+        #[arg(long)]
+        auth_url: String,
+        #[arg(long)]
+        token_url: String,
+        /// Scope to request upstream (repeat for several).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+    /// List the tenant's upstream credentials (fingerprints, never secrets).
+    CredentialsList {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Show one provider's credentials (fingerprint, never the secret).
+    CredentialsShow {
+        #[arg(long)]
+        tenant: String,
+        provider: String,
+    },
+    /// Delete one provider's credentials.
+    CredentialsDelete {
+        #[arg(long)]
+        tenant: String,
+        provider: String,
+    },
 }
 
 pub async fn run(cmd: OAuthCmd, ctx: &Ctx) -> Result<(), CliError> {
@@ -93,5 +127,30 @@ pub async fn run(cmd: OAuthCmd, ctx: &Ctx) -> Result<(), CliError> {
             Ok(())
         }
         OAuthCmd::RotateKey { tenant } => print_json(&oauth_apps::rotate_signing_key(ctx, &tenant).await?),
+        OAuthCmd::CredentialsSet {
+            tenant,
+            provider,
+            client_id,
+            auth_url,
+            token_url,
+            scopes,
+        } => {
+            let client_secret = super::read_password()?;
+            let input = credentials::PutOAuthCredential {
+                client_id,
+                client_secret,
+                auth_url,
+                token_url,
+                scopes,
+            };
+            print_json(&credentials::put(ctx, &tenant, &provider, input).await?)
+        }
+        OAuthCmd::CredentialsList { tenant } => print_json(&credentials::list(ctx, &tenant).await?),
+        OAuthCmd::CredentialsShow { tenant, provider } => print_json(&credentials::get(ctx, &tenant, &provider).await?),
+        OAuthCmd::CredentialsDelete { tenant, provider } => {
+            credentials::delete(ctx, &tenant, &provider).await?;
+            eprintln!("credentials for {provider} deleted");
+            Ok(())
+        }
     }
 }
