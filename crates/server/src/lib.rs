@@ -117,6 +117,7 @@ pub struct Server {
     audit_task: JoinHandle<()>,
     usage_task: JoinHandle<()>,
     flusher: JoinHandle<()>,
+    reencrypter: JoinHandle<()>,
     bootstrap_token: Option<IssuedToken>,
 }
 
@@ -131,12 +132,22 @@ impl Server {
         let (usage, usage_task) = usage::UsageSink::start(store.clone());
         let state = AppState::new(store, audit, usage, config).map_err(StartupError::Secrets)?;
         state.verify().await.map_err(StartupError::Secrets)?;
+        let rewrapped = state
+            .keyring
+            .rewrap_all(&state.store)
+            .await
+            .map_err(|e| StartupError::Secrets(e.to_string()))?;
+        if rewrapped > 0 {
+            tracing::info!(rewrapped, "data keys re-wrapped under the active master key");
+        }
         let flusher = spawn_housekeeping(state.clone(), Duration::from_secs(30));
+        let reencrypter = crypto::rotation::spawn_runner(state.clone());
         Ok(Self {
             state,
             audit_task,
             usage_task,
             flusher,
+            reencrypter,
             bootstrap_token,
         })
     }
@@ -162,6 +173,7 @@ impl Server {
             audit_task,
             usage_task,
             flusher,
+            reencrypter,
             ..
         } = self;
         // Without TCP_NODELAY small responses wait on Nagle's algorithm (~40 ms).
@@ -173,6 +185,8 @@ impl Server {
         state.usage.flush().await;
         state.audit.flush().await;
         flusher.abort();
+        // A job cut off here resumes where it stopped (its progress is in the database).
+        reencrypter.abort();
         if let Err(e) = state.keys.flush_last_used(&state.store).await {
             tracing::warn!(error = %e, "could not record API key last-use times at shutdown");
         }
@@ -204,12 +218,34 @@ fn spawn_housekeeping(state: AppState, every: Duration) -> JoinHandle<()> {
             if let Err(e) = state.store.purge_expired_oauth().await {
                 tracing::warn!(error = %e, "could not purge expired OAuth codes and tokens");
             }
+            if let Some(days) = state.config.key_rotation_interval_days {
+                rotate_due(&state, days).await;
+            }
+            let retire_after = Duration::from_secs(u64::from(state.config.key_retire_after_hours) * 3600);
+            if let Err(e) = crypto::rotation::retire_due(&state, retire_after).await {
+                tracing::warn!(error = %e, "could not retire old data keys");
+            }
             let retired_before = chrono::Utc::now() - chrono::Duration::days(1);
             if let Err(e) = state.store.purge_retired_signing_keys(retired_before).await {
                 tracing::warn!(error = %e, "could not purge retired signing keys");
             }
         }
     })
+}
+
+/// Scheduled data-key rotation: tenants whose active key is older than `days`.
+async fn rotate_due(state: &AppState, days: u32) {
+    let before = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+    match state.store.tenants_due_for_rotation(before).await {
+        Ok(tenants) => {
+            for tenant in tenants {
+                if let Err(e) = crypto::rotation::rotate(state, tenant).await {
+                    tracing::warn!(%tenant, error = %e, "scheduled data-key rotation failed");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not look for tenants due for key rotation"),
+    }
 }
 
 /// Runs Cairn with `config` on `listener` until SIGINT/SIGTERM.

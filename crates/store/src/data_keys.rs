@@ -81,6 +81,13 @@ impl TryFrom<Row> for DataKey {
 
 const COLUMNS: &str = "id, version, kek_version, wrapped_key, state, created_at";
 
+#[derive(sqlx::FromRow)]
+struct TenantKeyRow {
+    tenant_id: DbUuid,
+    #[sqlx(flatten)]
+    key: Row,
+}
+
 impl Store {
     /// Every master-key version this database has seen, with its check value.
     pub async fn kek_check_values(&self) -> Result<Vec<(i32, Vec<u8>)>, StoreError> {
@@ -214,5 +221,137 @@ impl Store {
         })?;
         tx.commit().await?;
         Ok(next)
+    }
+}
+
+impl Store {
+    /// Makes the newest non-retired key below the active one active again; the active
+    /// key becomes decrypt-only. Returns the key now active, or `None` when there is
+    /// nothing to roll back to.
+    pub async fn rollback_data_key(&self, tenant: TenantId) -> Result<Option<Uuid>, StoreError> {
+        let t = DbUuid(tenant.as_uuid());
+        let mut tx = self.tenant_tx(tenant, true).await?;
+        let previous: Option<DbUuid> = with_conn!(&mut tx.tx, conn => {
+            sqlx::query_scalar(
+                "SELECT id FROM tenant_data_keys WHERE tenant_id = $1 AND state = 'decrypt_only' \
+                 AND version < (SELECT version FROM tenant_data_keys WHERE tenant_id = $1 AND state = 'active') \
+                 ORDER BY version DESC LIMIT 1",
+            )
+            .bind(t)
+            .fetch_optional(&mut *conn)
+            .await
+        })?;
+        let Some(previous) = previous else {
+            return Ok(None);
+        };
+        with_conn!(&mut tx.tx, conn => {
+            sqlx::query("UPDATE tenant_data_keys SET state = 'decrypt_only' WHERE tenant_id = $1 AND state = 'active'")
+                .bind(t)
+                .execute(&mut *conn)
+                .await
+                .map(|_| ())
+        })?;
+        with_conn!(&mut tx.tx, conn => {
+            sqlx::query("UPDATE tenant_data_keys SET state = 'active' WHERE tenant_id = $1 AND id = $2")
+                .bind(t)
+                .bind(previous)
+                .execute(&mut *conn)
+                .await
+                .map(|_| ())
+        })?;
+        tx.commit().await?;
+        Ok(Some(previous.0))
+    }
+
+    /// Data keys wrapped under a master-key version other than `active`, across tenants.
+    pub async fn data_keys_to_rewrap(&self, active: i32) -> Result<Vec<(TenantId, DataKey)>, StoreError> {
+        let sql =
+            format!("SELECT tenant_id, {COLUMNS} FROM tenant_data_keys WHERE kek_version <> $1 AND state <> 'retired'");
+        let mut tx = self.platform_tx(false).await?;
+        let rows: Vec<TenantKeyRow> = with_conn!(&mut tx.tx, conn => {
+            sqlx::query_as(&sql).bind(active).fetch_all(conn).await
+        })?;
+        tx.commit().await?;
+        rows.into_iter()
+            .map(|r| Ok((TenantId::from_uuid(r.tenant_id.0), r.key.try_into()?)))
+            .collect()
+    }
+
+    /// Replaces a data key's wrapping (same key, new master-key version).
+    pub async fn rewrap_data_key(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        kek_version: i32,
+        wrapped: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.tenant_tx(tenant, true).await?;
+        with_conn!(&mut tx.tx, conn => {
+            sqlx::query("UPDATE tenant_data_keys SET kek_version = $3, wrapped_key = $4 WHERE tenant_id = $1 AND id = $2")
+                .bind(DbUuid(tenant.as_uuid()))
+                .bind(DbUuid(id))
+                .bind(kek_version)
+                .bind(wrapped)
+                .execute(conn)
+                .await
+                .map(|_| ())
+        })?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Tenants with decrypt-only keys whose successor became active before `before`,
+    /// and no running job.
+    pub async fn tenants_with_old_keys(&self, before: DateTime<Utc>) -> Result<Vec<TenantId>, StoreError> {
+        let mut tx = self.platform_tx(false).await?;
+        let rows: Vec<DbUuid> = with_conn!(&mut tx.tx, conn => {
+            sqlx::query_scalar(
+                "SELECT DISTINCT d.tenant_id FROM tenant_data_keys d \
+                 JOIN tenant_data_keys a ON a.tenant_id = d.tenant_id AND a.state = 'active' \
+                 WHERE d.state = 'decrypt_only' AND a.created_at < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM crypto_jobs j WHERE j.tenant_id = d.tenant_id AND j.state = 'running') \
+                 LIMIT 100",
+            )
+            .bind(DbTime(before))
+            .fetch_all(conn)
+            .await
+        })?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(|t| TenantId::from_uuid(t.0)).collect())
+    }
+
+    /// Retires the tenant's decrypt-only keys (raises its minimum decryption version).
+    pub async fn retire_decrypt_only_keys(&self, tenant: TenantId) -> Result<u64, StoreError> {
+        let mut tx = self.tenant_tx(tenant, true).await?;
+        let n = with_conn!(&mut tx.tx, conn => {
+            sqlx::query(
+                "UPDATE tenant_data_keys SET state = 'retired', retired_at = $2 WHERE tenant_id = $1 AND state = 'decrypt_only'",
+            )
+            .bind(DbUuid(tenant.as_uuid()))
+            .bind(DbTime::now())
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Tenants whose active data key is older than `before` and who have no running
+    /// re-encryption job (scheduled rotation).
+    pub async fn tenants_due_for_rotation(&self, before: DateTime<Utc>) -> Result<Vec<TenantId>, StoreError> {
+        let mut tx = self.platform_tx(false).await?;
+        let rows: Vec<DbUuid> = with_conn!(&mut tx.tx, conn => {
+            sqlx::query_scalar(
+                "SELECT k.tenant_id FROM tenant_data_keys k WHERE k.state = 'active' AND k.created_at < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM crypto_jobs j WHERE j.tenant_id = k.tenant_id AND j.state = 'running') \
+                 LIMIT 100",
+            )
+            .bind(DbTime(before))
+            .fetch_all(conn)
+            .await
+        })?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(|t| TenantId::from_uuid(t.0)).collect())
     }
 }

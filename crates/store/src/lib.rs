@@ -15,6 +15,7 @@ mod macros;
 
 pub mod api_keys;
 pub mod audit;
+pub mod crypto_jobs;
 pub mod data_keys;
 pub mod error;
 pub mod identity_providers;

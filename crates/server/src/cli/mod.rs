@@ -2,6 +2,7 @@
 //! configured database, through the same service functions as the REST API (so it
 //! validates and audits the same way).
 
+mod keys;
 mod oauth;
 
 use std::io::{BufRead as _, IsTerminal as _};
@@ -70,6 +71,9 @@ pub enum Command {
     /// A tenant's OAuth clients and signing keys.
     #[command(subcommand)]
     Oauth(oauth::OAuthCmd),
+    /// Envelope-encryption data keys: rotate, roll back, status.
+    #[command(subcommand)]
+    Keys(keys::KeysCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -341,6 +345,7 @@ async fn admin(command: Command, ctx: &Ctx) -> Result<(), CliError> {
         Command::Member(cmd) => member(cmd, ctx).await,
         Command::Key(cmd) => key(cmd, ctx).await,
         Command::Oauth(cmd) => oauth::run(cmd, ctx).await,
+        Command::Keys(cmd) => keys::run(cmd, ctx).await,
         Command::Mcp { tenant } => mcp_stdio(ctx, &tenant).await,
         Command::Usage {
             tenant,

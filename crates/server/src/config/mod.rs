@@ -63,6 +63,12 @@ pub struct Config {
     pub master_key_version: u32,
     /// Earlier master keys by version, for decryption while data keys are re-wrapped.
     pub previous_master_keys: BTreeMap<String, String>,
+    /// Rotate every tenant's data key this often (days); none: only on demand.
+    pub key_rotation_interval_days: Option<u32>,
+    /// Old data keys stay decryptable (rollback possible) this long after a rotation.
+    pub key_retire_after_hours: u32,
+    /// Rows re-encrypted per batch (one transaction) by the rotation job.
+    pub reencrypt_batch_size: u32,
     /// How long a rotated-out API key secret keeps working, unless the rotation says.
     pub api_key_rotation_overlap_secs: u64,
     /// How long a verified API key is trusted from memory before the database is asked
@@ -160,6 +166,9 @@ impl Default for Config {
             master_key: None,
             master_key_version: 1,
             previous_master_keys: BTreeMap::new(),
+            key_rotation_interval_days: None,
+            reencrypt_batch_size: 500,
+            key_retire_after_hours: 24,
             api_key_rotation_overlap_secs: 24 * 3600,
             api_key_cache_ttl_secs: 60,
             default_tier: "starter".into(),
@@ -346,6 +355,12 @@ impl Config {
         }
         if let Some(key) = &self.master_key {
             decode_key32(key).map_err(|reason| invalid("master_key", reason))?;
+        }
+        if self.reencrypt_batch_size == 0 || self.reencrypt_batch_size > 10_000 {
+            return Err(invalid("reencrypt_batch_size", "must be 1 to 10000"));
+        }
+        if self.key_rotation_interval_days == Some(0) {
+            return Err(invalid("key_rotation_interval_days", "must be at least 1"));
         }
         if self.master_key_version == 0 {
             return Err(invalid("master_key_version", "must be at least 1"));

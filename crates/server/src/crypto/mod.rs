@@ -3,6 +3,7 @@
 //! the hierarchy). Unwrapped data keys are cached in memory (zeroized when evicted).
 
 pub mod provider;
+pub mod rotation;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,8 +51,8 @@ pub struct Keyring {
     kek: Arc<dyn KekProvider>,
     /// (tenant, data key id) → unwrapped data key.
     deks: Cache<(TenantId, Uuid), Arc<Key32>>,
-    /// tenant → its active data key id. Short-lived: a rotation elsewhere shows up soon;
-    /// an old active key keeps decrypting until the re-encryption job retires it.
+    /// tenant → its active data key id, for [`ACTIVE_TTL`]: a rotation on another replica
+    /// shows up within it (the re-encryption job waits that long before it finishes).
     active: Cache<TenantId, Uuid>,
 }
 
@@ -63,6 +64,9 @@ impl std::fmt::Debug for Keyring {
             .finish_non_exhaustive()
     }
 }
+
+/// How long a replica may keep encrypting under a data key after it stopped being active.
+pub const ACTIVE_TTL: Duration = Duration::from_secs(5);
 
 fn version_i32(v: u32) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
@@ -76,10 +80,7 @@ impl Keyring {
                 .max_capacity(100_000)
                 .time_to_idle(Duration::from_secs(3600))
                 .build(),
-            active: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(30))
-                .build(),
+            active: Cache::builder().max_capacity(100_000).time_to_live(ACTIVE_TTL).build(),
         }
     }
 
@@ -162,7 +163,12 @@ impl Keyring {
         Ok((key.id, dek))
     }
 
-    async fn key_by_id(&self, store: &Store, tenant: TenantId, id: Uuid) -> Result<Arc<Key32>, KeyringError> {
+    pub(crate) async fn key_by_id(
+        &self,
+        store: &Store,
+        tenant: TenantId,
+        id: Uuid,
+    ) -> Result<Arc<Key32>, KeyringError> {
         if let Some(dek) = self.deks.get(&(tenant, id)) {
             return Ok(dek);
         }
@@ -194,6 +200,36 @@ impl Keyring {
         let header = crypto::header(envelope)?;
         let dek = self.key_by_id(store, tenant, header.dek_id).await?;
         Ok(crypto::open(&dek, &context(tenant, slot), envelope)?)
+    }
+
+    /// Encrypts under a given data key (the re-encryption job's target).
+    pub async fn seal_with(
+        &self,
+        store: &Store,
+        tenant: TenantId,
+        key_id: Uuid,
+        slot: Slot<'_>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, KeyringError> {
+        let dek = self.key_by_id(store, tenant, key_id).await?;
+        let ctx = context(tenant, slot);
+        Ok(crypto::seal(&dek, self.kek.active_version(), key_id, &ctx, plaintext)?)
+    }
+
+    /// Re-wraps every data key still wrapped under an older master-key version with the
+    /// active one (after the master key was replaced). Returns how many were re-wrapped.
+    pub async fn rewrap_all(&self, store: &Store) -> Result<usize, KeyringError> {
+        let active = self.kek.active_version();
+        let kek = self.kek.key(active).ok_or(KeyringError::MissingKek(active))?;
+        let stale = store.data_keys_to_rewrap(version_i32(active)).await?;
+        for (tenant, key) in &stale {
+            let dek = self.unwrap(*tenant, key)?;
+            let wrapped = crypto::wrap_dek(kek, active, tenant.as_uuid(), key.id, &dek)?;
+            store
+                .rewrap_data_key(*tenant, key.id, version_i32(active), &wrapped)
+                .await?;
+        }
+        Ok(stale.len())
     }
 
     /// Forgets cached keys of `tenant` (after a rotation or rollback on this replica).

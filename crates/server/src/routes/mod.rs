@@ -1,6 +1,7 @@
 //! HTTP routes. Handlers only extract, call one service function and wrap the result.
 
 mod credentials;
+mod encryption;
 mod health;
 mod idp;
 mod keys;
@@ -59,6 +60,11 @@ pub fn router() -> Router<AppState> {
             "/tenants/{slug}/oauth-credentials/{provider}",
             get(credentials::show).put(credentials::put).delete(credentials::delete),
         )
+        .route("/tenants/{slug}/encryption", get(encryption::status))
+        .route("/tenants/{slug}/encryption/rotate", post(encryption::rotate))
+        .route("/tenants/{slug}/encryption/rollback", post(encryption::rollback))
+        .route("/encryption/rotate", post(encryption::rotate_all))
+        .route("/encryption/jobs", get(encryption::jobs))
         .route("/users", post(users::create).get(users::list))
         .route("/users/{id}", get(users::show))
         .route("/users/{id}/tenants", get(users::tenants))

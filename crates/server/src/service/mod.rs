@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod credentials;
+pub mod encryption;
 pub mod idp;
 pub mod members;
 pub mod oauth_apps;

@@ -22,5 +22,6 @@ mod oauth;
 mod oauth_refusals;
 mod oauth_tokens;
 mod operator;
+mod rotation;
 mod tenants;
 mod users;
