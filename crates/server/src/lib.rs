@@ -9,6 +9,7 @@ pub mod auth;
 pub mod batch;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod crypto;
 pub mod error;
 pub mod extract;

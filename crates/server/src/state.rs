@@ -25,6 +25,7 @@ pub struct AppState {
     pub idp: Arc<crate::idp::IdpVerifier>,
     pub oauth: Arc<crate::oauth::OAuth>,
     pub keyring: Arc<crate::crypto::Keyring>,
+    pub connections: Arc<crate::connections::Connections>,
 }
 
 /// Slug → tenant for the MCP hot path, for a few seconds. Updates and deletions on this
@@ -82,6 +83,7 @@ impl AppState {
             idp: Arc::new(crate::idp::IdpVerifier::new()),
             oauth,
             keyring,
+            connections: Arc::new(crate::connections::Connections::default()),
         })
     }
 }

@@ -40,6 +40,16 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
         column: "client_secret",
         key: "provider",
     },
+    SealedColumn {
+        table: "connected_accounts",
+        column: "access_token",
+        key: "id",
+    },
+    SealedColumn {
+        table: "connected_accounts",
+        column: "refresh_token",
+        key: "id",
+    },
 ];
 
 /// Bytes 7..23 of an envelope (1-based 8, 16 long) are the id of its data key.

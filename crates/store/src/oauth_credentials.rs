@@ -17,6 +17,8 @@ pub struct OAuthCredential {
     pub auth_url: String,
     pub token_url: String,
     pub scopes: Vec<String>,
+    /// Sent as `resource` (RFC 8707) to providers that require it.
+    pub resource: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The encrypted client secret (an envelope); never serialised.
@@ -43,6 +45,7 @@ struct Row {
     auth_url: String,
     token_url: String,
     scopes: Json<Vec<String>>,
+    resource: Option<String>,
     created_at: DbTime,
     updated_at: DbTime,
 }
@@ -56,6 +59,7 @@ impl From<Row> for OAuthCredential {
             auth_url: r.auth_url,
             token_url: r.token_url,
             scopes: r.scopes.0,
+            resource: r.resource,
             created_at: r.created_at.0,
             updated_at: r.updated_at.0,
             sealed_secret: r.client_secret,
@@ -64,7 +68,7 @@ impl From<Row> for OAuthCredential {
 }
 
 const COLUMNS: &str =
-    "provider, client_id, client_secret, secret_fingerprint, auth_url, token_url, scopes, created_at, updated_at";
+    "provider, client_id, client_secret, secret_fingerprint, auth_url, token_url, scopes, resource, created_at, updated_at";
 
 /// What to store; `sealed_secret` is already encrypted for its row.
 pub struct PutCredential<'a> {
@@ -75,6 +79,7 @@ pub struct PutCredential<'a> {
     pub auth_url: &'a str,
     pub token_url: &'a str,
     pub scopes: &'a [String],
+    pub resource: Option<&'a str>,
 }
 
 impl Store {
@@ -85,10 +90,11 @@ impl Store {
         c: &PutCredential<'_>,
     ) -> Result<OAuthCredential, StoreError> {
         let sql = format!(
-            "INSERT INTO tenant_oauth_credentials (tenant_id, {COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+            "INSERT INTO tenant_oauth_credentials (tenant_id, {COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $9, $9) \
              ON CONFLICT (tenant_id, provider) DO UPDATE SET client_id = excluded.client_id, \
              client_secret = excluded.client_secret, secret_fingerprint = excluded.secret_fingerprint, \
              auth_url = excluded.auth_url, token_url = excluded.token_url, scopes = excluded.scopes, \
+             resource = excluded.resource, \
              updated_at = excluded.updated_at RETURNING {COLUMNS}"
         );
         let mut tx = self.tenant_tx(tenant, true).await?;
@@ -103,6 +109,7 @@ impl Store {
                 .bind(c.token_url)
                 .bind(Json(c.scopes))
                 .bind(DbTime::now())
+                .bind(c.resource)
                 .fetch_one(conn)
                 .await
         })?;

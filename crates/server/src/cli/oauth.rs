@@ -142,6 +142,7 @@ pub async fn run(cmd: OAuthCmd, ctx: &Ctx) -> Result<(), CliError> {
                 auth_url,
                 token_url,
                 scopes,
+                resource: None,
             };
             print_json(&credentials::put(ctx, &tenant, &provider, input).await?)
         }

@@ -82,5 +82,8 @@ pub fn providers_for(caller: &McpCaller) -> Vec<Arc<dyn Provider>> {
     if caller.tenant.conformance_fixtures {
         return vec![Arc::new(super::fixtures::Fixtures)];
     }
-    vec![Arc::new(super::whoami::Whoami)]
+    vec![
+        Arc::new(super::whoami::Whoami),
+        Arc::new(crate::connections::tool::ConnectionTools),
+    ]
 }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod jwt;
 mod metadata;
 mod pages;
+pub use pages::{escape, html as pages_html};
 pub mod register;
 mod token;
 
@@ -163,6 +164,7 @@ pub fn router() -> Router<AppState> {
         .layer(cors);
     // The pages carry cookies and forms: same origin only.
     let pages = Router::new()
+        .route("/t/{slug}/connections/callback", get(crate::connections::callback))
         .route("/t/{slug}/oauth/authorize", get(authorize::start))
         .route("/t/{slug}/oauth/login", post(authorize::login))
         .route("/t/{slug}/oauth/consent", post(authorize::consent));

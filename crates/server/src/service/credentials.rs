@@ -22,6 +22,9 @@ pub struct PutOAuthCredential {
     pub token_url: String,
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Sent as `resource` (RFC 8707) to providers that need it (e.g. another Cairn).
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 impl std::fmt::Debug for PutOAuthCredential {
@@ -106,6 +109,11 @@ pub async fn put(
     {
         return Err(invalid("scopes", "scopes: up to 100 scope names without spaces"));
     }
+    let resource = input
+        .resource
+        .as_deref()
+        .map(|r| check_url(&ctx.state, "resource", r))
+        .transpose()?;
     let tenant = super::tenants::resolve(ctx, slug).await?;
     let sealed = ctx
         .state
@@ -125,6 +133,7 @@ pub async fn put(
                 auth_url: &auth_url,
                 token_url: &token_url,
                 scopes: &input.scopes,
+                resource: resource.as_deref(),
             },
         )
         .await?;

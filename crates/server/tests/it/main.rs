@@ -8,6 +8,7 @@ mod common;
 mod api_errors;
 mod audit;
 mod cli;
+mod connections;
 mod encryption;
 mod health;
 mod idp;

@@ -41,7 +41,11 @@ async fn whoami_over_http_with_a_tenant_key() {
         .iter()
         .map(|t| s(&t["name"]).to_owned())
         .collect();
-    assert_eq!(names, ["whoami"], "a normal tenant serves no conformance fixtures");
+    assert_eq!(
+        names,
+        ["whoami", "connections", "connect_account"],
+        "a normal tenant serves its built-in tools, no conformance fixtures"
+    );
 
     let reply = post(&app, "acme", Some(secret), Some(&session), &call_tool(2, "whoami")).await;
     assert_eq!(reply.status, StatusCode::OK);
