@@ -157,3 +157,66 @@ fn base64_key(fill: u8) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode([fill; 32])
 }
+
+#[tokio::test]
+async fn the_master_key_is_replaced_by_re_wrapping_the_data_keys() {
+    let db = TestDb::create().await;
+    let mut config = config_for(&db);
+    config.master_key = Some(base64_key(1));
+    let app = TestApp::start_on(db, config.clone()).await;
+    app.tenant("acme").await;
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            "/api/v1/tenants/acme/oauth-credentials/github",
+            Some(credential(SECRET)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let token = app.token.clone();
+    let db = app.stop().await;
+
+    // The new key alone cannot start: data keys are still wrapped under version 1.
+    let mut only_new = config.clone();
+    only_new.master_key = Some(base64_key(2));
+    only_new.master_key_version = 2;
+    let err = cairn_server::Server::build(only_new.clone())
+        .await
+        .err()
+        .map(|e| e.to_string());
+    assert!(err.as_deref().is_some_and(|e| e.contains("not configured")), "{err:?}");
+
+    // New key + the old one as previous: the start re-wraps.
+    let mut both = only_new.clone();
+    both.previous_master_keys.insert("1".into(), base64_key(1));
+    let mut app = TestApp::start_on(db, both).await;
+    app.token = token.clone();
+    let (_, st) = app.get("/api/v1/tenants/acme/encryption").await;
+    assert_eq!(st["data_keys"][0]["kek_version"], 2);
+    let db = app.stop().await;
+
+    // Now the old key can go.
+    let mut app = TestApp::start_on(db, only_new).await;
+    app.token = token;
+    let (_, t) = app.get("/api/v1/tenants/acme").await;
+    let tenant = cairn_core::ids::TenantId::parse("id", s(&t["id"])).unwrap();
+    let cred = app
+        .state
+        .store
+        .get_oauth_credential(tenant, "github")
+        .await
+        .unwrap()
+        .unwrap();
+    let slot = cairn_server::crypto::Slot {
+        table: "tenant_oauth_credentials",
+        column: "client_secret",
+        row: "github",
+    };
+    let plain = app
+        .state
+        .keyring
+        .decrypt(&app.state.store, tenant, slot, &cred.sealed_secret)
+        .await
+        .unwrap();
+    assert_eq!(plain.as_slice(), SECRET.as_bytes());
+}
