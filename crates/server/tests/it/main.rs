@@ -24,5 +24,6 @@ mod oauth_refusals;
 mod oauth_tokens;
 mod operator;
 mod rotation;
+mod rotation_drill;
 mod tenants;
 mod users;
