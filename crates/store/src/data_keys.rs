@@ -93,7 +93,7 @@ impl Store {
     pub async fn kek_check_values(&self) -> Result<Vec<(i32, Vec<u8>)>, StoreError> {
         let mut tx = self.platform_tx(false).await?;
         let rows: Vec<(i32, Vec<u8>)> = with_conn!(&mut tx.tx, conn => {
-            sqlx::query_as("SELECT version, check_value FROM kek_versions ORDER BY version").fetch_all(conn).await
+            sqlx::query_as("SELECT version, check_value FROM key_versions ORDER BY version").fetch_all(conn).await
         })?;
         tx.commit().await?;
         Ok(rows)
@@ -104,7 +104,7 @@ impl Store {
         let mut tx = self.platform_tx(true).await?;
         with_conn!(&mut tx.tx, conn => {
             sqlx::query(
-                "INSERT INTO kek_versions (version, provider, check_value, created_at) VALUES ($1, $2, $3, $4) \
+                "INSERT INTO key_versions (version, provider, check_value, created_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (version) DO NOTHING",
             )
             .bind(version)
@@ -119,8 +119,25 @@ impl Store {
         Ok(())
     }
 
+    /// Records which master-key versions are active / decrypt-only / retired now.
+    pub async fn set_key_version_states(&self, states: &[(i32, &str)]) -> Result<(), StoreError> {
+        let mut tx = self.platform_tx(true).await?;
+        for (version, state) in states {
+            with_conn!(&mut tx.tx, conn => {
+                sqlx::query("UPDATE key_versions SET state = $2 WHERE version = $1")
+                    .bind(version)
+                    .bind(*state)
+                    .execute(&mut *conn)
+                    .await
+                    .map(|_| ())
+            })?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Master-key versions that still wrap a usable data key, across tenants.
-    pub async fn kek_versions_in_use(&self) -> Result<Vec<i32>, StoreError> {
+    pub async fn key_versions_in_use(&self) -> Result<Vec<i32>, StoreError> {
         let mut tx = self.platform_tx(false).await?;
         let rows: Vec<i32> = with_conn!(&mut tx.tx, conn => {
             sqlx::query_scalar(

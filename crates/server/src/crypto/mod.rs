@@ -100,7 +100,8 @@ impl Keyring {
                 Some((_, stored)) if stored.as_slice() != check.as_slice() => {
                     return Err(format!(
                         "master key version {version} is not the key this database was encrypted with \
-                         (check value mismatch); refusing to start"
+                         (check value mismatch); refusing to start. Restore the original key \
+                         (CAIRN_MASTER_KEY or <data_dir>/master.key)"
                     ));
                 }
                 Some(_) => {}
@@ -111,12 +112,29 @@ impl Keyring {
             }
         }
         let missing: Vec<i32> = store
-            .kek_versions_in_use()
+            .key_versions_in_use()
             .await
             .map_err(|e| e.to_string())?
             .into_iter()
             .filter(|v| u32::try_from(*v).map_or(true, |v| self.kek.key(v).is_none()))
             .collect();
+        let active = version_i32(self.kek.active_version());
+        let configured: Vec<i32> = self.kek.versions().into_iter().map(version_i32).collect();
+        let states: Vec<(i32, &str)> = store
+            .kek_check_values()
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(v, _)| {
+                let state = match v {
+                    v if v == active => "active",
+                    v if configured.contains(&v) => "decrypt_only",
+                    _ => "retired",
+                };
+                (v, state)
+            })
+            .collect();
+        store.set_key_version_states(&states).await.map_err(|e| e.to_string())?;
         if !missing.is_empty() {
             return Err(format!(
                 "data keys are wrapped under master key version(s) {missing:?}, which are not configured \

@@ -153,6 +153,38 @@ async fn a_wrong_or_malformed_master_key_stops_the_start() {
     assert_eq!(status, StatusCode::OK);
 }
 
+#[tokio::test]
+async fn a_lost_master_key_file_is_detected_at_start() {
+    let app = TestApp::start().await;
+    app.tenant("acme").await;
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            "/api/v1/tenants/acme/oauth-credentials/github",
+            Some(credential(SECRET)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let config = app.config.clone();
+    let key_file = app.data_dir().join("master.key");
+    let original = std::fs::read(&key_file).unwrap();
+    let db = app.stop().await;
+    std::fs::remove_file(&key_file).unwrap();
+    // A fresh key would be generated; the recorded check value unmasks it.
+    let err = cairn_server::Server::build(config.clone())
+        .await
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        err.as_deref()
+            .is_some_and(|e| e.contains("check value") && e.contains("Restore")),
+        "{err:?}"
+    );
+    std::fs::write(&key_file, original).unwrap();
+    let app = TestApp::start_on(db, config).await;
+    app.stop().await;
+}
+
 fn base64_key(fill: u8) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode([fill; 32])

@@ -3,17 +3,20 @@
 
 -- One row per master-key version ever used: an HMAC check value that detects a wrong
 -- master key at start instead of at the first decryption. Platform-wide, no tenant.
-CREATE TABLE kek_versions (
+CREATE TABLE key_versions (
     version      integer PRIMARY KEY,
     provider     text NOT NULL,
     check_value  bytea NOT NULL,
+    -- active: wraps new data keys; decrypt_only: still configured to unwrap old ones;
+    -- retired: no longer configured. Maintained at every start.
+    state        text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'decrypt_only', 'retired')),
     created_at   timestamptz NOT NULL
 );
-ALTER TABLE kek_versions ENABLE ROW LEVEL SECURITY;
-ALTER TABLE kek_versions FORCE ROW LEVEL SECURITY;
-CREATE POLICY platform_only ON kek_versions
+ALTER TABLE key_versions ENABLE ROW LEVEL SECURITY;
+ALTER TABLE key_versions FORCE ROW LEVEL SECURITY;
+CREATE POLICY platform_only ON key_versions
     USING (cairn_platform_scope()) WITH CHECK (cairn_platform_scope());
-GRANT SELECT, INSERT, UPDATE ON kek_versions TO cairn_app;
+GRANT SELECT, INSERT, UPDATE ON key_versions TO cairn_app;
 
 -- A tenant's data keys, wrapped under a KEK version. One is active (encrypts);
 -- decrypt_only ones still open old rows during a rotation; retired ones open nothing.

@@ -1,9 +1,10 @@
 -- Envelope encryption. See the PostgreSQL twin and docs/security.md.
 
-CREATE TABLE kek_versions (
+CREATE TABLE key_versions (
     version      INTEGER PRIMARY KEY NOT NULL,
     provider     TEXT NOT NULL,
     check_value  BLOB NOT NULL,
+    state        TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'decrypt_only', 'retired')),
     created_at   TEXT NOT NULL
 );
 
