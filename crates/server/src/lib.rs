@@ -56,6 +56,7 @@ pub fn app(state: AppState) -> Router {
     routes::router()
         .merge(mcp::router(state.clone()))
         .merge(oauth::router())
+        .layer(axum::middleware::from_fn_with_state(body_limit, read_body_first))
         .with_state(state)
         .layer(
             ServiceBuilder::new()
@@ -72,6 +73,27 @@ pub fn app(state: AppState) -> Router {
                 .option_layer(cors)
                 .layer(DefaultBodyLimit::max(body_limit)),
         )
+}
+
+/// Reads a request body completely before the handler runs. An answer sent while the
+/// client is still uploading (a 401 from an extractor, say) makes the server drop the
+/// connection, and a client that reuses it then fails on its next request.
+async fn read_body_first(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH) {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => {
+            next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Err(_) => ApiError::new(error::Code::PayloadTooLarge, "request body is too large").into_response(),
+    }
 }
 
 fn panic_response() -> Response {

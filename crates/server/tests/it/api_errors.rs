@@ -157,3 +157,35 @@ async fn cors_follows_the_allow_list() {
     let denied = preflight("https://evil.example").await.unwrap();
     assert!(denied.headers().get(ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
 }
+
+/// A refused request whose body arrives after its headers still gets a full answer on a
+/// connection that stays usable (clients reuse it, e.g. for OAuth discovery after a 401).
+#[tokio::test]
+async fn a_refusal_mid_upload_keeps_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::start().await;
+    let mut tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let body = br#"{"slug":"acme","name":"Acme"}"#;
+    let head = format!(
+        "POST /api/v1/tenants HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        app.addr,
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.flush().await.unwrap();
+    // The body in a later segment: the server has routed the request by then.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    tcp.write_all(body).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tcp.read(&mut buf).await.unwrap();
+    let first = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(first.starts_with("HTTP/1.1 401"), "{first}");
+    assert!(!first.to_ascii_lowercase().contains("connection: close"), "{first}");
+    let second = format!("GET /health/live HTTP/1.1\r\nHost: {}\r\n\r\n", app.addr);
+    tcp.write_all(second.as_bytes()).await.unwrap();
+    let n = tcp.read(&mut buf).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        "the connection is still usable"
+    );
+}
