@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod error;
 pub mod extract;
 pub mod idp;
+pub mod kb;
 pub mod keys;
 pub mod limits;
 pub mod mcp;
