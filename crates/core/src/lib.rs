@@ -4,6 +4,7 @@ pub mod api_key;
 pub mod audit;
 pub mod crypto;
 pub mod ids;
+pub mod kb;
 pub mod oauth;
 pub mod secret;
 pub mod tenant;

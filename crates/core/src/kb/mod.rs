@@ -1,0 +1,6 @@
+//! Knowledge-base logic without I/O: structure-aware chunking, exact vector top-k, and
+//! reciprocal-rank fusion of lexical and vector results.
+
+pub mod chunk;
+pub mod fuse;
+pub mod scan;
