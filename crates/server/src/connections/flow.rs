@@ -9,13 +9,11 @@ use base64::Engine as _;
 use cairn_core::audit::{Actor, AuditEvent, Outcome};
 use cairn_core::ids::{TenantId, UserId};
 use cairn_store::connected_accounts::NewTokens;
-use cairn_store::oauth_credentials::OAuthCredential;
 use cairn_store::Store;
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
 
 use super::{expiry, seal_tokens, ConnectionError, TokenResponse};
 use crate::crypto::Slot;
@@ -44,30 +42,6 @@ fn state_slot() -> Slot<'static> {
 
 fn callback_url(app: &AppState, slug: &str) -> String {
     format!("{}/t/{slug}/connections/callback", app.config.public_base_url())
-}
-
-/// The tenant's credentials for `provider` with the secret in clear.
-pub(super) async fn credential(
-    app: &AppState,
-    tenant: TenantId,
-    provider: &str,
-) -> Result<Option<(OAuthCredential, Zeroizing<String>)>, ConnectionError> {
-    let Some(cred) = app.store.get_oauth_credential(tenant, provider).await? else {
-        return Ok(None);
-    };
-    let slot = Slot {
-        table: "tenant_oauth_credentials",
-        column: "client_secret",
-        row: provider,
-    };
-    let plain = app
-        .keyring
-        .decrypt(&app.store, tenant, slot, &cred.sealed_secret)
-        .await?;
-    Ok(Some((
-        cred,
-        Zeroizing::new(String::from_utf8_lossy(&plain).into_owned()),
-    )))
 }
 
 /// POSTs a token request; the error text is safe to store and show (no secrets).
@@ -221,7 +195,7 @@ async fn finish(
     flow: &FlowState,
     code: &str,
 ) -> Result<(), ConnectionError> {
-    let (cred, secret) = credential(app, tenant, &flow.provider)
+    let (cred, secret) = crate::service::credentials::open_secret(app, tenant, &flow.provider)
         .await?
         .ok_or_else(|| ConnectionError::NoCredentials(flow.provider.clone()))?;
     let mut form = vec![

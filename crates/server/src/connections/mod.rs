@@ -207,7 +207,7 @@ async fn refresh(
             sealed_refresh,
         )
         .await?;
-    let Some((cred, secret)) = flow::credential(app, tenant, provider).await? else {
+    let Some((cred, secret)) = crate::service::credentials::open_secret(app, tenant, provider).await? else {
         return fail("the tenant's credentials for this provider are gone".into()).await;
     };
     let mut form = vec![

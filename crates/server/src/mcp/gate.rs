@@ -88,18 +88,8 @@ fn is_billable(method: &str) -> bool {
 }
 
 pub async fn gate(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Response {
-    // Read the whole body before any answer: a 401 sent while the client is still
-    // uploading makes the server drop the connection, and clients that reuse it for
-    // discovery (the MCP SDKs do) then fail.
-    let req = if req.method() == Method::POST {
-        let (parts, body) = req.into_parts();
-        match axum::body::to_bytes(body, gate.app.config.body_limit_bytes).await {
-            Ok(bytes) => Request::from_parts(parts, Body::from(bytes)),
-            Err(_) => return ApiError::new(Code::PayloadTooLarge, "request body is too large").into_response(),
-        }
-    } else {
-        req
-    };
+    // The body is already in memory (`read_body_first` in lib.rs), so a refusal here
+    // never leaves an upload half-read.
     match admit(&gate, req).await {
         Ok((req, principal, is_initialize)) => {
             let rate = req.extensions().get::<RequestFacts>().and_then(|f| f.rate);

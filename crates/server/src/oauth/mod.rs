@@ -216,11 +216,12 @@ impl AuthServer {
     }
 
     pub fn event(&self, actor: Actor, action: &'static str, outcome: Outcome) -> AuditEvent {
-        let mut e = AuditEvent::new(actor, action, outcome).tenant(self.tenant.id);
-        e.request_id.clone_from(&self.meta.request_id);
-        e.source_ip.clone_from(&self.meta.source_ip);
-        e.user_agent.clone_from(&self.meta.user_agent);
-        e
+        let ctx = crate::state::Ctx {
+            state: self.state.clone(),
+            actor,
+            meta: self.meta.clone(),
+        };
+        ctx.event(action, outcome).tenant(self.tenant.id)
     }
 
     pub async fn audit(&self, event: AuditEvent) {

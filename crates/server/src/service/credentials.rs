@@ -181,26 +181,19 @@ pub async fn delete(ctx: &Ctx, slug: &str, provider: &str) -> Result<(), ApiErro
     Ok(())
 }
 
-/// The credentials with the secret in clear, for Cairn acting as an OAuth client
-/// upstream. Audited as a secret read.
-pub async fn with_secret(
-    ctx: &Ctx,
+/// The credentials with the secret in clear, for Cairn acting as an OAuth client upstream.
+pub async fn open_secret(
+    state: &AppState,
     tenant: TenantId,
     provider: &str,
-) -> Result<Option<(OAuthCredential, Zeroizing<String>)>, ApiError> {
-    let Some(cred) = ctx.store().get_oauth_credential(tenant, provider).await? else {
+) -> Result<Option<(OAuthCredential, Zeroizing<String>)>, crate::connections::ConnectionError> {
+    let Some(cred) = state.store.get_oauth_credential(tenant, provider).await? else {
         return Ok(None);
     };
-    let plain = ctx
-        .state
+    let plain = state
         .keyring
-        .decrypt(ctx.store(), tenant, slot(provider), &cred.sealed_secret)
+        .decrypt(&state.store, tenant, slot(provider), &cred.sealed_secret)
         .await?;
     let secret = Zeroizing::new(String::from_utf8_lossy(&plain).into_owned());
-    let event = ctx
-        .event("oauth_credential.secret_used", Outcome::Success)
-        .tenant(tenant)
-        .target(provider.to_owned());
-    ctx.audit(event).await;
     Ok(Some((cred, secret)))
 }
