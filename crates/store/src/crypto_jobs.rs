@@ -55,6 +55,13 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
 /// Bytes 7..23 of an envelope (1-based 8, 16 long) are the id of its data key.
 const DEK_ID_SQL: &str = "substr({col}, 8, 16)";
 
+/// The job a batch of [`Store::replace_sealed`] belongs to, and its progress to update.
+pub struct JobProgress<'a> {
+    pub id: Uuid,
+    pub owner: &'a str,
+    pub progress: &'a mut BTreeMap<String, Progress>,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
     pub done: u64,
@@ -168,13 +175,15 @@ impl Store {
     }
 
     /// Writes re-encrypted envelopes in one transaction, each only if the row still
-    /// holds the envelope it was read with (a concurrent update wins). Returns how many
-    /// were replaced.
+    /// holds the envelope it was read with (a concurrent update wins), and adds the count
+    /// to the job's progress in the same transaction — a crash can never separate the two.
+    /// Returns how many were replaced.
     pub async fn replace_sealed(
         &self,
         tenant: TenantId,
         col: &SealedColumn,
         rows: &[(String, Vec<u8>, Vec<u8>)],
+        job: JobProgress<'_>,
     ) -> Result<u64, StoreError> {
         let sql = format!(
             "UPDATE {t} SET {c} = $4 WHERE tenant_id = $1 AND {k} = $2 AND {c} = $3",
@@ -196,6 +205,23 @@ impl Store {
                     .map(|r| r.rows_affected())
             })?;
         }
+        job.progress.entry(col.name()).or_default().done += replaced;
+        // A runner that lost its lease still keeps its (compare-and-swapped) rows, but
+        // the progress is the new owner's to write.
+        with_conn!(&mut tx.tx, conn => {
+            sqlx::query(
+                "UPDATE crypto_jobs SET progress = $4, updated_at = $5 \
+                 WHERE tenant_id = $1 AND id = $2 AND lease_owner = $3 AND state = 'running'",
+            )
+            .bind(DbUuid(tenant.as_uuid()))
+            .bind(DbUuid(job.id))
+            .bind(job.owner)
+            .bind(Json(&*job.progress))
+            .bind(DbTime::now())
+            .execute(&mut *conn)
+            .await
+            .map(|_| ())
+        })?;
         tx.commit().await?;
         Ok(replaced)
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use cairn_core::audit::{Actor, AuditEvent, Outcome};
 use cairn_core::crypto::{self, Key32};
 use cairn_core::ids::TenantId;
-use cairn_store::crypto_jobs::{CryptoJob, Progress, SealedColumn, SEALED_COLUMNS};
+use cairn_store::crypto_jobs::{CryptoJob, JobProgress, Progress, SealedColumn, SEALED_COLUMNS};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -157,7 +157,6 @@ async fn reencrypt_column(
     progress: &mut BTreeMap<String, Progress>,
 ) -> Result<bool, KeyringError> {
     let (store, tenant) = (&state.store, job.tenant_id);
-    let name = col.name();
     let mut after = String::new();
     loop {
         let rows = store.sealed_batch(tenant, col, job.target_key, &after, batch).await?;
@@ -184,9 +183,12 @@ async fn reencrypt_column(
                 Err(e) => tracing::error!(table = col.table, row = %row, error = %e, "cannot re-encrypt a row"),
             }
         }
-        let replaced = store.replace_sealed(tenant, col, &out).await?;
-        let entry = progress.entry(name.clone()).or_default();
-        entry.done += replaced;
+        let job_progress = JobProgress {
+            id: job.id,
+            owner,
+            progress,
+        };
+        store.replace_sealed(tenant, col, &out, job_progress).await?;
         after = last;
         let until = chrono::Utc::now() + LEASE;
         if !store
