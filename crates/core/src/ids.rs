@@ -110,6 +110,14 @@ prefixed_id!(
     /// One audit event.
     AuditEventId, "aud"
 );
+prefixed_id!(
+    /// A knowledge base of a tenant.
+    KbId, "kb"
+);
+prefixed_id!(
+    /// A document in a knowledge base.
+    DocumentId, "doc"
+);
 
 #[cfg(test)]
 mod tests {

@@ -51,6 +51,8 @@ pub struct UsageEvent {
     pub latency_us: u64,
     pub request_bytes: u64,
     pub response_bytes: u64,
+    /// What the call produced in its own unit: chunks ingested, results returned.
+    pub units: u64,
 }
 
 impl UsageEvent {
@@ -85,5 +87,6 @@ pub struct UsageRow {
     pub errors: u64,
     pub request_bytes: u64,
     pub response_bytes: u64,
+    pub units: u64,
     pub avg_latency_ms: f64,
 }

@@ -24,6 +24,10 @@ pub enum Code {
     MembershipNotFound,
     ApiKeyNotFound,
     OAuthClientNotFound,
+    KbNotFound,
+    DocumentNotFound,
+    EmptyDocument,
+    InvalidEncoding,
     MethodNotAllowed,
     TenantSlugTaken,
     EmailTaken,
@@ -49,7 +53,10 @@ impl Code {
             | Self::UserNotFound
             | Self::MembershipNotFound
             | Self::ApiKeyNotFound
-            | Self::OAuthClientNotFound => StatusCode::NOT_FOUND,
+            | Self::OAuthClientNotFound
+            | Self::KbNotFound
+            | Self::DocumentNotFound => StatusCode::NOT_FOUND,
+            Self::EmptyDocument | Self::InvalidEncoding => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TenantSlugTaken | Self::EmailTaken | Self::MembershipExists | Self::Conflict => StatusCode::CONFLICT,
             Self::TenantBusy | Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -73,6 +80,10 @@ impl Code {
             Self::MembershipNotFound => "membership_not_found",
             Self::ApiKeyNotFound => "api_key_not_found",
             Self::OAuthClientNotFound => "oauth_client_not_found",
+            Self::KbNotFound => "kb_not_found",
+            Self::DocumentNotFound => "document_not_found",
+            Self::EmptyDocument => "empty_document",
+            Self::InvalidEncoding => "invalid_encoding",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::TenantSlugTaken => "tenant_slug_taken",
             Self::EmailTaken => "email_taken",

@@ -52,12 +52,16 @@ pub use crate::state::AppState;
 /// The whole HTTP application for `state`.
 pub fn app(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
+    let limits = BodyLimits {
+        default: body_limit,
+        documents: routes::kb::document_body_limit(&state),
+    };
     let cors = cors_layer(&state.config);
     let request_id = HeaderName::from_static("x-request-id");
-    routes::router()
+    routes::router(&state)
         .merge(mcp::router(state.clone()))
         .merge(oauth::router())
-        .layer(axum::middleware::from_fn_with_state(body_limit, read_body_first))
+        .layer(axum::middleware::from_fn_with_state(limits, read_body_first))
         .with_state(state)
         .layer(
             ServiceBuilder::new()
@@ -76,17 +80,30 @@ pub fn app(state: AppState) -> Router {
         )
 }
 
+#[derive(Clone, Copy)]
+struct BodyLimits {
+    default: usize,
+    /// Knowledge-base document uploads (`kb.max_document_bytes` plus framing).
+    documents: usize,
+}
+
 /// Reads a request body completely before the handler runs. An answer sent while the
 /// client is still uploading (a 401 from an extractor, say) makes the server drop the
 /// connection, and a client that reuses it then fails on its next request.
 async fn read_body_first(
-    axum::extract::State(limit): axum::extract::State<usize>,
+    axum::extract::State(limits): axum::extract::State<BodyLimits>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     if !matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH) {
         return next.run(req).await;
     }
+    let path = req.uri().path();
+    let limit = if path.starts_with("/api/v1/tenants/") && path.contains("/kb/") && path.ends_with("/documents") {
+        limits.documents
+    } else {
+        limits.default
+    };
     let (parts, body) = req.into_parts();
     match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => {

@@ -26,6 +26,7 @@ pub struct AppState {
     pub oauth: Arc<crate::oauth::OAuth>,
     pub keyring: Arc<crate::crypto::Keyring>,
     pub connections: Arc<crate::connections::Connections>,
+    pub kb: Arc<crate::kb::Knowledge>,
 }
 
 /// Slug → tenant for the MCP hot path, for a few seconds. Updates and deletions on this
@@ -72,6 +73,7 @@ impl AppState {
         let oauth = Arc::new(crate::oauth::OAuth::new(&config, &pepper, keyring.clone()));
         let keys = Arc::new(KeyVerifier::new(cairn_core::api_key::KeyHasher::new(pepper), ttl));
         let limits = Arc::new(Limits::new(&config)?);
+        let kb = Arc::new(crate::kb::Knowledge::new(&config.kb).map_err(|e| e.to_string())?);
         Ok(Self {
             store,
             audit,
@@ -84,6 +86,7 @@ impl AppState {
             oauth,
             keyring,
             connections: Arc::new(crate::connections::Connections::default()),
+            kb,
         })
     }
 }

@@ -26,3 +26,37 @@ impl UsageSink {
         self.0.flush().await;
     }
 }
+
+/// Meters knowledge-base work done outside MCP (REST, CLI): `tool` is `kb.<verb>:<kb>`.
+#[allow(clippy::too_many_arguments)]
+pub async fn kb_event(
+    app: &crate::state::AppState,
+    tenant: cairn_core::ids::TenantId,
+    ctx: &crate::state::Ctx,
+    method: &str,
+    kb: &str,
+    started: std::time::Instant,
+    bytes: usize,
+    units: usize,
+) {
+    let user = match &ctx.actor {
+        cairn_core::audit::Actor::User(u) => Some(*u),
+        _ => None,
+    };
+    let verb = method.trim_start_matches("kb/");
+    app.usage
+        .record(UsageEvent {
+            tenant,
+            key: None,
+            user,
+            occurred_at: chrono::Utc::now(),
+            method: method.to_owned(),
+            tool: Some(format!("kb.{verb}:{kb}")),
+            outcome: cairn_core::usage::UsageOutcome::Ok,
+            latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            request_bytes: u64::try_from(bytes).unwrap_or(u64::MAX),
+            response_bytes: 0,
+            units: u64::try_from(units).unwrap_or(u64::MAX),
+        })
+        .await;
+}

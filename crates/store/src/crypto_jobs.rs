@@ -50,6 +50,16 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
         column: "refresh_token",
         key: "id",
     },
+    SealedColumn {
+        table: "kb_documents",
+        column: "content_sealed",
+        key: "row_key",
+    },
+    SealedColumn {
+        table: "kb_chunks",
+        column: "text_sealed",
+        key: "row_key",
+    },
 ];
 
 /// Bytes 7..23 of an envelope (1-based 8, 16 long) are the id of its data key.

@@ -20,6 +20,8 @@ pub mod crypto_jobs;
 pub mod data_keys;
 pub mod error;
 pub mod identity_providers;
+pub mod kb_search;
+pub mod knowledge;
 pub mod memberships;
 pub mod oauth_apps;
 pub mod oauth_credentials;

@@ -208,6 +208,7 @@ pub async fn migrate(cfg: &StoreConfig) -> Result<Vec<i64>, StoreError> {
         Backend::Postgres => {
             let mut conn = postgres_options(&cfg.url)?.connect().await?;
             applied_before = applied_versions_postgres(&mut conn).await;
+            check_pgvector(&mut conn).await?;
             POSTGRES_MIGRATOR.run(&mut conn).await?;
             conn.close().await?;
         }
@@ -221,6 +222,32 @@ pub async fn migrate(cfg: &StoreConfig) -> Result<Vec<i64>, StoreError> {
         .map(|m| m.version)
         .filter(|v| !applied_before.contains(v))
         .collect())
+}
+
+/// The oldest pgvector with `hnsw.iterative_scan` (tenant-filtered vector search).
+const PGVECTOR_MIN: (u32, u32) = (0, 8);
+
+/// Refuses, with a message an operator can act on, a server without pgvector >= 0.8
+/// (installed, or available to `CREATE EXTENSION`), instead of a raw migration error.
+async fn check_pgvector(conn: &mut sqlx::PgConnection) -> Result<(), StoreError> {
+    let versions: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT installed_version::text, default_version::text FROM pg_available_extensions WHERE name = 'vector'",
+    )
+    .fetch_optional(conn)
+    .await?;
+    let version = versions.and_then(|(installed, default)| installed.or(default));
+    let parsed = version.as_deref().and_then(|v| {
+        let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
+        Some((parts.next()??, parts.next()??))
+    });
+    match parsed {
+        Some(v) if v >= PGVECTOR_MIN => Ok(()),
+        _ => Err(StoreError::Config(format!(
+            "PostgreSQL needs the pgvector extension, version 0.8 or later (found: {}); install pgvector >= 0.8 \
+             for this server, see docs/storage.md",
+            version.as_deref().unwrap_or("not installed")
+        ))),
+    }
 }
 
 async fn applied_versions_sqlite(conn: &mut sqlx::SqliteConnection) -> Vec<i64> {

@@ -18,6 +18,7 @@ struct Agg {
     errors: i64,
     request_bytes: i64,
     response_bytes: i64,
+    units: i64,
     latency_us_sum: i64,
 }
 
@@ -42,6 +43,7 @@ fn rollups(events: &[UsageEvent]) -> HashMap<RollupKey, Agg> {
             agg.errors += i64::from(e.outcome.is_error());
             agg.request_bytes += int(e.request_bytes);
             agg.response_bytes += int(e.response_bytes);
+            agg.units += int(e.units);
             agg.latency_us_sum += int(e.latency_us);
         }
     }
@@ -54,6 +56,7 @@ struct ReportRow {
     errors: i64,
     request_bytes: i64,
     response_bytes: i64,
+    units: i64,
     latency_us_sum: i64,
 }
 
@@ -66,6 +69,7 @@ impl ReportRow {
             errors: u64::try_from(self.errors).unwrap_or(0),
             request_bytes: u64::try_from(self.request_bytes).unwrap_or(0),
             response_bytes: u64::try_from(self.response_bytes).unwrap_or(0),
+            units: u64::try_from(self.units).unwrap_or(0),
             avg_latency_ms: if calls == 0 {
                 0.0
             } else {
@@ -77,7 +81,7 @@ impl ReportRow {
 
 const SUMS: &str = "CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(errors) AS BIGINT) AS errors, \
      CAST(SUM(request_bytes) AS BIGINT) AS request_bytes, CAST(SUM(response_bytes) AS BIGINT) AS response_bytes, \
-     CAST(SUM(latency_us_sum) AS BIGINT) AS latency_us_sum";
+     CAST(SUM(units) AS BIGINT) AS units, CAST(SUM(latency_us_sum) AS BIGINT) AS latency_us_sum";
 
 impl Store {
     /// Writes a batch of events and folds them into the roll-ups, in one transaction.
@@ -90,7 +94,7 @@ impl Store {
             with_conn!(&mut tx.tx, conn => {
                 let mut qb = sqlx::QueryBuilder::new(
                     "INSERT INTO usage_events (tenant_id, id, occurred_at, key_id, user_id, method, tool, outcome, \
-                     latency_us, request_bytes, response_bytes) ",
+                     latency_us, request_bytes, response_bytes, units) ",
                 );
                 qb.push_values(chunk, |mut b, e| {
                     b.push_bind(DbUuid(e.tenant.as_uuid()))
@@ -103,7 +107,8 @@ impl Store {
                         .push_bind(e.outcome.as_str())
                         .push_bind(int(e.latency_us))
                         .push_bind(int(e.request_bytes))
-                        .push_bind(int(e.response_bytes));
+                        .push_bind(int(e.response_bytes))
+                        .push_bind(int(e.units));
                 });
                 qb.build().execute(conn).await.map(|r| r.rows_affected())
             })?;
@@ -113,7 +118,7 @@ impl Store {
             with_conn!(&mut tx.tx, conn => {
                 let mut qb = sqlx::QueryBuilder::new(
                     "INSERT INTO usage_rollups (tenant_id, period, period_start, key_id, tool, calls, billable, errors, \
-                     request_bytes, response_bytes, latency_us_sum) ",
+                     request_bytes, response_bytes, units, latency_us_sum) ",
                 );
                 qb.push_values(chunk, |mut b, ((tenant, period, start, key, tool), agg)| {
                     b.push_bind(DbUuid(tenant.as_uuid()))
@@ -126,6 +131,7 @@ impl Store {
                         .push_bind(agg.errors)
                         .push_bind(agg.request_bytes)
                         .push_bind(agg.response_bytes)
+                        .push_bind(agg.units)
                         .push_bind(agg.latency_us_sum);
                 });
                 qb.push(
@@ -135,6 +141,7 @@ impl Store {
                      errors = usage_rollups.errors + excluded.errors, \
                      request_bytes = usage_rollups.request_bytes + excluded.request_bytes, \
                      response_bytes = usage_rollups.response_bytes + excluded.response_bytes, \
+                     units = usage_rollups.units + excluded.units, \
                      latency_us_sum = usage_rollups.latency_us_sum + excluded.latency_us_sum",
                 );
                 qb.build().execute(conn).await.map(|r| r.rows_affected())

@@ -4,3 +4,4 @@
 pub mod chunk;
 pub mod fuse;
 pub mod scan;
+pub mod text;

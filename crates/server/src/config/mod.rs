@@ -108,6 +108,8 @@ pub struct Config {
     /// Default: localhost, 127.0.0.1, ::1 and the hosts of `listen` and `public_url`.
     #[serde(deserialize_with = "string_or_list")]
     pub mcp_allowed_hosts: Vec<String>,
+    /// Knowledge base: embedder, document limits, chunking, index upkeep.
+    pub kb: kb::KbConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,6 +181,7 @@ impl Default for Config {
             redis_key_prefix: "cairn".into(),
             redis_failure_mode: RedisFailureMode::FailOpen,
             mcp_allowed_hosts: Vec::new(),
+            kb: kb::KbConfig::default(),
             idp_allow_http_loopback: false,
             upstream_allow_http_loopback: false,
             oauth_access_token_ttl_secs: 600,
@@ -295,6 +298,7 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.kb.validate().map_err(|e| invalid("kb", e))?;
         let url = self.database_url();
         Backend::from_url(&url).map_err(|e| invalid("database_url", e.to_string()))?;
         if url.contains(":memory:") || url.contains("mode=memory") {
@@ -528,3 +532,5 @@ fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment::Jail fixes the closure's error type
 mod tests;
+
+pub mod kb;

@@ -44,6 +44,17 @@ impl BuiltinEmbedder {
     /// Tokens per text the model looks at; longer chunks are truncated.
     const MAX_TOKENS: usize = 512;
 
+    /// The process-wide instance: the model is parsed once, however many servers (tests)
+    /// the process runs.
+    pub fn shared() -> Result<std::sync::Arc<dyn Embedder>, EmbedError> {
+        static SHARED: std::sync::OnceLock<std::sync::Arc<BuiltinEmbedder>> = std::sync::OnceLock::new();
+        if let Some(m) = SHARED.get() {
+            return Ok(m.clone());
+        }
+        let model = std::sync::Arc::new(Self::load()?);
+        Ok(SHARED.get_or_init(|| model).clone())
+    }
+
     pub fn load() -> Result<Self, EmbedError> {
         let model =
             StaticModel::from_bytes(TOKENIZER, MODEL, CONFIG, None).map_err(|e| EmbedError::Load(e.to_string()))?;

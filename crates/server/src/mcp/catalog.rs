@@ -45,8 +45,13 @@ pub trait Provider: Send + Sync {
         None
     }
 
-    fn resources(&self) -> Vec<Resource> {
-        Vec::new()
+    /// Resources are listed per caller (a tenant's documents, say), hence async.
+    fn resources<'a>(
+        &'a self,
+        _app: &'a AppState,
+        _caller: &'a McpCaller,
+    ) -> BoxFuture<'a, Result<Vec<Resource>, ErrorData>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
     }
 
     fn resource_templates(&self) -> Vec<ResourceTemplate> {
@@ -54,7 +59,12 @@ pub trait Provider: Send + Sync {
     }
 
     /// `None` if no resource of this provider has `uri`.
-    fn read_resource(&self, _uri: &str) -> Option<Result<ReadResourceResult, ErrorData>> {
+    fn read_resource<'a>(
+        &'a self,
+        _app: &'a AppState,
+        _caller: &'a McpCaller,
+        _uri: &'a str,
+    ) -> Option<BoxFuture<'a, Result<ReadResourceResult, ErrorData>>> {
         None
     }
 
@@ -62,12 +72,13 @@ pub trait Provider: Send + Sync {
         Vec::new()
     }
 
-    fn get_prompt(
-        &self,
-        _app: &AppState,
-        _request: &GetPromptRequestParams,
-        _ctx: &RequestContext<RoleServer>,
-    ) -> Option<Result<GetPromptResponse, ErrorData>> {
+    fn get_prompt<'a>(
+        &'a self,
+        _app: &'a AppState,
+        _caller: &'a McpCaller,
+        _request: &'a GetPromptRequestParams,
+        _ctx: &'a RequestContext<RoleServer>,
+    ) -> Option<BoxFuture<'a, Result<GetPromptResponse, ErrorData>>> {
         None
     }
 
@@ -85,5 +96,6 @@ pub fn providers_for(caller: &McpCaller) -> Vec<Arc<dyn Provider>> {
     vec![
         Arc::new(super::whoami::Whoami),
         Arc::new(crate::connections::tool::ConnectionTools),
+        Arc::new(crate::kb::tools::KnowledgeTools),
     ]
 }

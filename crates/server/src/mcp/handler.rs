@@ -276,10 +276,18 @@ impl ServerHandler for CairnMcp {
     ) -> Result<ListResourcesResult, ErrorData> {
         let meter = Self::meter_start(&ctx);
         let (caller, providers) = self.providers(&ctx)?;
-        let result = Ok(
-            ListResourcesResult::with_all_items(providers.iter().flat_map(|p| p.resources()).collect())
-                .with_ttl_ms(60_000),
-        );
+        let mut items = Vec::new();
+        let mut failed = None;
+        for p in &providers {
+            match p.resources(&self.app, &caller).await {
+                Ok(list) => items.extend(list),
+                Err(e) => failed = Some(e),
+            }
+        }
+        let result = match failed {
+            Some(e) => Err(e),
+            None => Ok(ListResourcesResult::with_all_items(items).with_ttl_ms(60_000)),
+        };
         self.meter(meter, &caller, "resources/list", None, sized(&result)).await;
         result
     }
@@ -307,7 +315,13 @@ impl ServerHandler for CairnMcp {
     ) -> Result<ReadResourceResponse, ErrorData> {
         let meter = Self::meter_start(&ctx);
         let (caller, providers) = self.providers(&ctx)?;
-        let found = providers.iter().find_map(|p| p.read_resource(&request.uri));
+        let found = providers
+            .iter()
+            .find_map(|p| p.read_resource(&self.app, &caller, &request.uri));
+        let found = match found {
+            Some(fut) => Some(fut.await),
+            None => None,
+        };
         let result = found.unwrap_or_else(|| {
             Err(ErrorData::resource_not_found(
                 format!("Resource not found: {}", request.uri),
@@ -341,7 +355,13 @@ impl ServerHandler for CairnMcp {
     ) -> Result<GetPromptResponse, ErrorData> {
         let meter = Self::meter_start(&ctx);
         let (caller, providers) = self.providers(&ctx)?;
-        let found = providers.iter().find_map(|p| p.get_prompt(&self.app, &request, &ctx));
+        let found = providers
+            .iter()
+            .find_map(|p| p.get_prompt(&self.app, &caller, &request, &ctx));
+        let found = match found {
+            Some(fut) => Some(fut.await),
+            None => None,
+        };
         let result = found.unwrap_or_else(|| {
             Err(ErrorData::invalid_params(
                 format!("Unknown prompt: {}", request.name),

@@ -106,6 +106,7 @@ impl McpCaller {
             latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             request_bytes: count(bytes.0),
             response_bytes: count(bytes.1),
+            units: 0,
         }
     }
 }

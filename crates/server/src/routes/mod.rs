@@ -4,6 +4,7 @@ mod credentials;
 mod encryption;
 mod health;
 mod idp;
+pub mod kb;
 mod keys;
 mod members;
 mod oauth_apps;
@@ -20,7 +21,10 @@ use serde::Serialize;
 use crate::error::{ApiError, Code};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
+    let documents = post(kb::ingest)
+        .get(kb::documents)
+        .layer(axum::extract::DefaultBodyLimit::max(kb::document_body_limit(state)));
     let api = Router::new()
         .route("/tenants", post(tenants::create).get(tenants::list))
         .route(
@@ -60,6 +64,14 @@ pub fn router() -> Router<AppState> {
             "/tenants/{slug}/oauth-credentials/{provider}",
             get(credentials::show).put(credentials::put).delete(credentials::delete),
         )
+        .route("/tenants/{slug}/kb", post(kb::create).get(kb::index))
+        .route("/tenants/{slug}/kb/{kb}", axum::routing::delete(kb::delete))
+        .route("/tenants/{slug}/kb/{kb}/documents", documents)
+        .route(
+            "/tenants/{slug}/kb/{kb}/documents/{id}",
+            get(kb::document).delete(kb::delete_document),
+        )
+        .route("/tenants/{slug}/kb/{kb}/search", post(kb::search))
         .route("/tenants/{slug}/encryption", get(encryption::status))
         .route("/tenants/{slug}/encryption/rotate", post(encryption::rotate))
         .route("/tenants/{slug}/encryption/rollback", post(encryption::rollback))

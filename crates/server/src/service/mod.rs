@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod credentials;
 pub mod encryption;
 pub mod idp;
+pub mod kb;
 pub mod members;
 pub mod oauth_apps;
 pub mod operator_tokens;

@@ -23,6 +23,8 @@ struct TestEnv {
     redis_url: Option<String>,
     /// Folder of the PostgreSQL client programs matching the server (pg_dump).
     pg_bin: Option<String>,
+    /// Base URL of `scripts/embed-server` (an OpenAI-compatible embeddings server).
+    embed_url: Option<String>,
 }
 
 fn test_env() -> TestEnv {
@@ -39,6 +41,17 @@ pub fn backend() -> Backend {
         Some("postgres") => Backend::Postgres,
         Some(other) => panic!("CAIRN_TEST_BACKEND must be sqlite or postgres, not {other:?}"),
     }
+}
+
+/// The loopback embeddings server (`CAIRN_TEST_EMBED_URL`). Never skipped: a run
+/// without it is a failed run.
+pub fn embed_url() -> String {
+    test_env().embed_url.unwrap_or_else(|| {
+        panic!(
+            "CAIRN_TEST_EMBED_URL is not set: start the test embeddings server with \
+             `export CAIRN_TEST_EMBED_URL=$(scripts/embed-server start)` (scripts/test does this)"
+        )
+    })
 }
 
 /// The Redis the shared-limit tests use (`CAIRN_TEST_REDIS_URL`, default the machine's).

@@ -13,6 +13,8 @@ mod encryption;
 mod health;
 mod idp;
 mod isolation;
+mod kb;
+mod kb_http_embed;
 mod keys;
 mod limits;
 mod logs;

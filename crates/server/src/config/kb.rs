@@ -1,0 +1,82 @@
+//! Knowledge-base settings (`[kb]` in cairn.toml, `CAIRN_KB__<KEY>` in the environment).
+
+use serde::{Deserialize, Serialize};
+
+/// Which embedder new knowledge bases use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbedderChoice {
+    /// potion-base-8M compiled into the binary (default; no download, no service).
+    Builtin,
+    /// An OpenAI-compatible `/v1/embeddings` endpoint (`kb.http`).
+    Http,
+    /// No vectors: lexical search only.
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KbConfig {
+    pub embedder: EmbedderChoice,
+    /// The OpenAI-compatible endpoint, when `embedder = "http"`.
+    pub http: Option<crate::kb::http_embed::HttpEmbedderConfig>,
+    /// Largest document accepted, in bytes (after decoding).
+    pub max_document_bytes: usize,
+    /// Target chunk size and overlap, in estimated tokens.
+    pub chunk_tokens: usize,
+    pub chunk_overlap_tokens: usize,
+    /// `hnsw.ef_search` for PostgreSQL queries (recall against latency).
+    pub hnsw_ef_search: u32,
+    /// `cairn kb maintain` reindexes when the recall probe falls below this.
+    pub min_recall: f64,
+    /// ... or when this share of the chunk table's rows are dead (PostgreSQL).
+    pub max_dead_ratio: f64,
+    /// Queries the recall probe samples.
+    pub recall_probe_queries: usize,
+    /// How often the maintenance job runs on its own (0: never).
+    pub maintain_interval_hours: u32,
+    /// Memory for the in-memory vector indexes of SQLite deployments (least recently
+    /// used bases are dropped and reloaded on their next search).
+    pub vector_cache_bytes: u64,
+    /// The memory and disk the capacity report projects against.
+    pub capacity_memory_bytes: u64,
+    pub capacity_disk_bytes: u64,
+}
+
+impl Default for KbConfig {
+    fn default() -> Self {
+        Self {
+            embedder: EmbedderChoice::Builtin,
+            http: None,
+            max_document_bytes: 10 * 1024 * 1024,
+            chunk_tokens: 200,
+            chunk_overlap_tokens: 30,
+            hnsw_ef_search: 100,
+            min_recall: 0.95,
+            max_dead_ratio: 0.2,
+            recall_probe_queries: 50,
+            maintain_interval_hours: 24,
+            vector_cache_bytes: 1024 * 1024 * 1024,
+            capacity_memory_bytes: 8 * 1024 * 1024 * 1024,
+            capacity_disk_bytes: 100 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+impl KbConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_document_bytes == 0 || self.max_document_bytes > 256 * 1024 * 1024 {
+            return Err("kb.max_document_bytes: 1 byte to 256 MiB".into());
+        }
+        if !(16..=8192).contains(&self.chunk_tokens) || self.chunk_overlap_tokens >= self.chunk_tokens {
+            return Err("kb.chunk_tokens: 16–8192, and more than kb.chunk_overlap_tokens".into());
+        }
+        if !(0.0..=1.0).contains(&self.min_recall) || !(0.0..=1.0).contains(&self.max_dead_ratio) {
+            return Err("kb.min_recall and kb.max_dead_ratio: between 0 and 1".into());
+        }
+        if self.embedder == EmbedderChoice::Http && self.http.is_none() {
+            return Err("kb.embedder = \"http\" needs [kb.http] (url, model, dimension)".into());
+        }
+        Ok(())
+    }
+}
