@@ -249,8 +249,17 @@ fn spawn_housekeeping(state: AppState, every: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut kb_maintained = std::time::Instant::now();
         loop {
             tick.tick().await;
+            let hours = state.config.kb.maintain_interval_hours;
+            if hours > 0 && kb_maintained.elapsed() >= Duration::from_secs(u64::from(hours) * 3600) {
+                kb_maintained = std::time::Instant::now();
+                match kb::stats::maintain(&state, false).await {
+                    Ok(report) => tracing::info!(?report, "knowledge-base maintenance"),
+                    Err(e) => tracing::warn!(error = %e, "knowledge-base maintenance failed"),
+                }
+            }
             if let Err(e) = state.keys.flush_last_used(&state.store).await {
                 tracing::warn!(error = %e, "could not record API key last-use times");
             }

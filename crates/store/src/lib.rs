@@ -21,6 +21,7 @@ pub mod data_keys;
 pub mod error;
 pub mod identity_providers;
 pub mod kb_search;
+pub mod kb_stats;
 pub mod knowledge;
 pub mod memberships;
 pub mod oauth_apps;

@@ -2,6 +2,7 @@
 //! reciprocal-rank fusion of lexical and vector results.
 
 pub mod chunk;
+pub mod eval;
 pub mod fuse;
 pub mod scan;
 pub mod text;

@@ -2,6 +2,7 @@
 //! configured database, through the same service functions as the REST API (so it
 //! validates and audits the same way).
 
+mod kb;
 mod keys;
 mod oauth;
 
@@ -74,6 +75,9 @@ pub enum Command {
     /// Envelope-encryption data keys: rotate, roll back, status.
     #[command(subcommand)]
     Keys(keys::KeysCmd),
+    /// Knowledge bases: ingest, search, evaluate, maintain.
+    #[command(subcommand)]
+    Kb(kb::KbCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -346,6 +350,7 @@ async fn admin(command: Command, ctx: &Ctx) -> Result<(), CliError> {
         Command::Key(cmd) => key(cmd, ctx).await,
         Command::Oauth(cmd) => oauth::run(cmd, ctx).await,
         Command::Keys(cmd) => keys::run(cmd, ctx).await,
+        Command::Kb(cmd) => kb::run(cmd, ctx).await,
         Command::Mcp { tenant } => mcp_stdio(ctx, &tenant).await,
         Command::Usage {
             tenant,

@@ -25,6 +25,11 @@ pub struct KbConfig {
     /// Target chunk size and overlap, in estimated tokens.
     pub chunk_tokens: usize,
     pub chunk_overlap_tokens: usize,
+    /// Hybrid search: reciprocal-rank fusion constant and the weight of the vector list
+    /// (the lexical list weighs 1). Defaults chosen on the development half of the
+    /// retrieval evaluation; see docs/knowledge-base.md.
+    pub rrf_k: f64,
+    pub vector_weight: f64,
     /// `hnsw.ef_search` for PostgreSQL queries (recall against latency).
     pub hnsw_ef_search: u32,
     /// `cairn kb maintain` reindexes when the recall probe falls below this.
@@ -51,6 +56,8 @@ impl Default for KbConfig {
             max_document_bytes: 10 * 1024 * 1024,
             chunk_tokens: 200,
             chunk_overlap_tokens: 30,
+            rrf_k: 2.0,
+            vector_weight: 0.3,
             hnsw_ef_search: 100,
             min_recall: 0.95,
             max_dead_ratio: 0.2,
@@ -73,6 +80,9 @@ impl KbConfig {
         }
         if !(0.0..=1.0).contains(&self.min_recall) || !(0.0..=1.0).contains(&self.max_dead_ratio) {
             return Err("kb.min_recall and kb.max_dead_ratio: between 0 and 1".into());
+        }
+        if !(0.0..=1000.0).contains(&self.rrf_k) || !(0.0..=10.0).contains(&self.vector_weight) {
+            return Err("kb.rrf_k: 0–1000; kb.vector_weight: 0–10".into());
         }
         if self.embedder == EmbedderChoice::Http && self.http.is_none() {
             return Err("kb.embedder = \"http\" needs [kb.http] (url, model, dimension)".into());

@@ -20,12 +20,15 @@ impl VectorIndexes {
         Self {
             slabs: moka::sync::Cache::builder()
                 .max_capacity(max_bytes)
-                .weigher(|_, v: &Arc<VectorSlab>| {
-                    u32::try_from(v.slab.len() * 4 + v.keys.len() * 24).unwrap_or(u32::MAX)
-                })
+                .weigher(|_, v: &Arc<VectorSlab>| u32::try_from(slab_bytes(v)).unwrap_or(u32::MAX))
                 .build(),
             loading: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Memory the slab of `kb` holds now; `None` when it is not loaded.
+    pub fn loaded_bytes(&self, tenant: TenantId, kb: KbId) -> Option<usize> {
+        self.slabs.get(&(tenant, kb)).map(|s| slab_bytes(&s))
     }
 
     /// The slab of `kb` at `generation` (or newer).
@@ -48,4 +51,13 @@ impl VectorIndexes {
         self.slabs.insert((tenant, kb), slab.clone());
         Ok(slab)
     }
+}
+
+/// Memory counted per slab row besides its vector: the 20-byte chunk key and some slack.
+/// The cache weighs slabs with it and the capacity report projects with it.
+pub const KEY_BYTES: usize = 24;
+
+/// Memory of a slab: its vectors and keys.
+pub fn slab_bytes(s: &VectorSlab) -> usize {
+    s.slab.len() * 4 + s.keys.len() * KEY_BYTES
 }

@@ -7,6 +7,7 @@ pub mod http_embed;
 mod index;
 pub mod ingest;
 pub mod search;
+pub mod stats;
 pub mod tools;
 
 use std::collections::VecDeque;

@@ -136,7 +136,8 @@ pub async fn search(
         Mode::Hybrid => {
             let l: Vec<ChunkKey> = lexical.iter().map(|h| h.0).collect();
             let v: Vec<ChunkKey> = vector.iter().map(|h| h.0).collect();
-            fuse::reciprocal_rank(&[&l, &v], req.k)
+            let cfg = &app.kb.config;
+            fuse::reciprocal_rank(&[(&l, 1.0), (&v, cfg.vector_weight)], cfg.rrf_k, req.k)
         }
     };
     let keys: Vec<ChunkKey> = ranked.iter().map(|r| r.0).collect();

@@ -64,11 +64,12 @@ pub fn render(found: &SearchResponse) -> String {
     }
     let mut out = String::new();
     for (i, h) in found.results.iter().enumerate() {
-        let path = if h.heading_path.is_empty() {
-            String::new()
-        } else {
-            format!(" › {}", h.heading_path.join(" › "))
+        // The top heading usually repeats the title.
+        let headings = match h.heading_path.split_first() {
+            Some((first, rest)) if *first == h.title => rest,
+            _ => &h.heading_path[..],
         };
+        let path: String = headings.iter().map(|p| format!(" › {p}")).collect();
         out.push_str(&format!(
             "[{}] {}{} (source: {}, document {}, bytes {}–{}, score {:.4})\n{}\n\n",
             i + 1,

@@ -4,12 +4,13 @@ use axum::Json;
 use cairn_store::knowledge::{Document, KnowledgeBase};
 
 use super::Created;
-use crate::auth::TenantAdminCtx;
+use crate::auth::{OperatorCtx, TenantAdminCtx};
 use crate::error::{ApiError, Code};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::kb::ingest::{IngestInput, IngestResult};
 use crate::kb::search::{SearchRequest, SearchResponse};
-use crate::service::kb::{self, CreateKb, DocumentQuery, DocumentWithText, IngestBody};
+use crate::kb::stats::{CapacityReport, KbStats, MaintainReport};
+use crate::service::kb::{self, CreateKb, DocumentQuery, DocumentWithText, IngestBody, MaintainQuery, StatsQuery};
 use crate::service::List;
 use crate::state::AppState;
 
@@ -171,6 +172,28 @@ pub async fn search(
     ApiJson(body): ApiJson<SearchRequest>,
 ) -> Result<Json<SearchResponse>, ApiError> {
     kb::search(&ctx, &slug, &name, body).await.map(Json)
+}
+
+pub async fn stats(
+    TenantAdminCtx(ctx): TenantAdminCtx,
+    ApiPath((slug, name)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> Result<Json<KbStats>, ApiError> {
+    kb::stats(&ctx, &slug, &name, q).await.map(Json)
+}
+
+pub async fn capacity(
+    TenantAdminCtx(ctx): TenantAdminCtx,
+    ApiPath((slug, name)): ApiPath<(String, String)>,
+) -> Result<Json<CapacityReport>, ApiError> {
+    kb::capacity(&ctx, &slug, &name).await.map(Json)
+}
+
+pub async fn maintain(
+    OperatorCtx(ctx): OperatorCtx,
+    ApiQuery(q): ApiQuery<MaintainQuery>,
+) -> Result<Json<MaintainReport>, ApiError> {
+    kb::maintain(&ctx, q).await.map(Json)
 }
 
 /// The largest request body the documents route accepts: the document limit, with room

@@ -72,6 +72,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(kb::document).delete(kb::delete_document),
         )
         .route("/tenants/{slug}/kb/{kb}/search", post(kb::search))
+        .route("/tenants/{slug}/kb/{kb}/stats", get(kb::stats))
+        .route("/tenants/{slug}/kb/{kb}/capacity", get(kb::capacity))
+        .route("/kb/maintain", post(kb::maintain))
         .route("/tenants/{slug}/encryption", get(encryption::status))
         .route("/tenants/{slug}/encryption/rotate", post(encryption::rotate))
         .route("/tenants/{slug}/encryption/rollback", post(encryption::rollback))

@@ -284,3 +284,39 @@ pub async fn search(ctx: &Ctx, slug: &str, kb: &str, req: SearchRequest) -> Resu
     .await;
     Ok(out)
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    /// Also run the recall probe (samples stored chunks as queries).
+    #[serde(default)]
+    pub probe: bool,
+}
+
+pub async fn stats(ctx: &Ctx, slug: &str, kb: &str, q: StatsQuery) -> Result<crate::kb::stats::KbStats, ApiError> {
+    let (tenant, kb) = tenant_and_kb(ctx, slug, kb).await?;
+    Ok(crate::kb::stats::stats(&ctx.state, tenant.id, &kb, q.probe).await?)
+}
+
+pub async fn capacity(ctx: &Ctx, slug: &str, kb: &str) -> Result<crate::kb::stats::CapacityReport, ApiError> {
+    let (tenant, kb) = tenant_and_kb(ctx, slug, kb).await?;
+    Ok(crate::kb::stats::capacity(&ctx.state, tenant.id, &kb).await?)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintainQuery {
+    /// Reindex even when the probes find no drift.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// ANALYZE, and REINDEX where the index drifted (operator only; every tenant's bases).
+pub async fn maintain(ctx: &Ctx, q: MaintainQuery) -> Result<crate::kb::stats::MaintainReport, ApiError> {
+    let report = crate::kb::stats::maintain(&ctx.state, q.force).await?;
+    let event = ctx
+        .event("kb.maintained", Outcome::Success)
+        .details(json!({ "force": q.force, "report": report }));
+    ctx.audit(event).await;
+    Ok(report)
+}
