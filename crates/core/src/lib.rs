@@ -11,5 +11,6 @@ pub mod tenant;
 pub mod usage;
 pub mod user;
 pub mod validate;
+pub mod webhook;
 
 pub use validate::{validate_text, ValidationError};

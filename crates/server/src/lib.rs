@@ -257,6 +257,10 @@ fn spawn_housekeeping(state: AppState, every: Duration) -> JoinHandle<()> {
                 kb_maintained = std::time::Instant::now();
                 match kb::stats::maintain(&state, false).await {
                     Ok(report) => tracing::info!(?report, "knowledge-base maintenance"),
+                    // Another replica holds the maintenance lock: its run is this run.
+                    Err(kb::KbError::Store(cairn_store::StoreError::Conflict(_))) => {
+                        tracing::debug!("knowledge-base maintenance already running elsewhere");
+                    }
                     Err(e) => tracing::warn!(error = %e, "knowledge-base maintenance failed"),
                 }
             }

@@ -258,6 +258,10 @@ impl Store {
             sqlx::query("SET LOCAL hnsw.iterative_scan = relaxed_order")
                 .execute(&mut **conn)
                 .await?;
+            // Without statistics (a fresh table) the planner takes the tenant index and a
+            // sort; the HNSW index is the path we want whatever the estimates say. A
+            // tenant too small for it to fill is caught by the caller's exact fallback.
+            sqlx::query("SET LOCAL enable_sort = off").execute(&mut **conn).await?;
         }
         let mut q = sqlx::query_as(&sql)
             .bind(DbUuid(tenant.as_uuid()))
@@ -288,9 +292,9 @@ impl Store {
             return Ok(None);
         };
         let (sql, _) = nearest_sql(query.len(), &SearchFilter::default(), false);
-        sqlx::query("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            .execute(&mut **conn)
-            .await?;
+        for set in ["SET LOCAL hnsw.iterative_scan = relaxed_order", "SET LOCAL enable_sort = off"] {
+            sqlx::query(set).execute(&mut **conn).await?;
+        }
         let lines: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {sql}"))
             .bind(DbUuid(tenant.as_uuid()))
             .bind(DbUuid(kb.as_uuid()))
