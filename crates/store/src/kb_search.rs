@@ -292,7 +292,10 @@ impl Store {
             return Ok(None);
         };
         let (sql, _) = nearest_sql(query.len(), &SearchFilter::default(), false);
-        for set in ["SET LOCAL hnsw.iterative_scan = relaxed_order", "SET LOCAL enable_sort = off"] {
+        for set in [
+            "SET LOCAL hnsw.iterative_scan = relaxed_order",
+            "SET LOCAL enable_sort = off",
+        ] {
             sqlx::query(set).execute(&mut **conn).await?;
         }
         let lines: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {sql}"))

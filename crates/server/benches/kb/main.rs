@@ -16,6 +16,7 @@
 
 mod backend;
 mod corpus;
+mod parts;
 mod report;
 mod scanbench;
 
@@ -24,23 +25,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_core::kb::chunk::{self, ChunkConfig, Format};
-use cairn_core::kb::scan;
 use cairn_server::config::kb::KbConfig;
 use cairn_server::kb::embed::BuiltinEmbedder;
 use cairn_server::kb::ingest::IngestInput;
 use cairn_server::kb::search::{self, Mode, SearchRequest};
 use cairn_server::service::kb::{ingest_into, resolve_kb, DEFAULT_KB};
-use cairn_store::kb_search::{AnnParams, SearchFilter};
 use cairn_store::knowledge::KnowledgeBase;
 use tokio::task::JoinSet;
 
 use backend::{Backend, Bench};
 use corpus::{Rng, Vocabulary};
-use report::{EmbedRow, IngestRow, LoadRow, RecallRow, Report, SearchRow};
+use report::{EmbedRow, IngestRow, LoadRow, Report, SearchRow};
 
 const SEED: u64 = 0x00C4_1A2B_3C4D;
 const VOCABULARY: usize = 4000;
 const WARMUP_QUERIES: usize = 20;
+/// Queries the per-step breakdown of search times.
+const PARTS_QUERIES: usize = 50;
 /// Document sizes: realistic ones for the first size, bigger ones to grow the base.
 const SMALL_DOCS: (usize, usize) = (2 * 1024, 8 * 1024);
 const BULK_DOCS: (usize, usize) = (16 * 1024, 48 * 1024);
@@ -283,41 +284,18 @@ async fn search_at(
             hits: hits as f64 / measured.len() as f64,
         });
     }
+    let sample = &measured[..PARTS_QUERIES.min(measured.len())];
+    report.parts.push(parts::measure(bench, kb, &slab, sample, name).await);
     if matches!(store.backend(), cairn_store::Backend::Postgres) {
         // HNSW against the exact scan, with the parameters search uses (50 candidates).
-        let embedder = BuiltinEmbedder::shared().unwrap();
         let ef = bench.state.kb.config.hnsw_ef_search.max(50);
-        let (mut found, mut total) = (0usize, 0usize);
-        let mut scan_query = Vec::new();
-        for q in measured {
-            let v = embedder.embed(std::slice::from_ref(q)).unwrap().remove(0);
-            scan_query.clone_from(&v);
-            let exact: Vec<_> = scan::top_k(&v, &slab.slab, slab.dim, 10);
-            let ann = store
-                .kb_nearest_pg(
-                    tenant,
-                    kb.id,
-                    &v,
-                    &SearchFilter::default(),
-                    50,
-                    Some(AnnParams { ef_search: ef }),
-                )
-                .await
-                .unwrap()
-                .unwrap_or_default();
-            let ann: Vec<_> = ann.into_iter().take(10).map(|h| h.0).collect();
-            total += exact.len();
-            found += exact.iter().filter(|(row, _)| ann.contains(&slab.keys[*row])).count();
+        let (rows, scan_query) = parts::recall(bench, kb, &slab, measured, &[ef, 400]).await;
+        for mut row in rows {
+            row.backend = name;
+            report.recall.push(row);
         }
         let plan_text = store.kb_explain_nearest(tenant, kb.id, &scan_query, 50).await.unwrap();
         report.explain.push((chunks, plan_text.unwrap_or_default()));
-        report.recall.push(RecallRow {
-            backend: name,
-            chunks,
-            ef_search: ef,
-            queries: measured.len(),
-            recall: found as f64 / total.max(1) as f64,
-        });
     }
     if keep {
         report.slabs.push((chunks, slab.slab));

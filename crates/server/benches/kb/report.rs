@@ -6,6 +6,7 @@ use cairn_server::kb::search::Mode;
 
 use crate::backend::Backend;
 use crate::corpus::Vocabulary;
+use crate::parts::PartsRow;
 use crate::scanbench::ScanRow;
 
 /// Chunking and embedding alone, single thread.
@@ -64,6 +65,10 @@ pub struct RecallRow {
     pub ef_search: u32,
     pub queries: usize,
     pub recall: f64,
+    /// Mean exact cosine of the 1st and the 10th neighbour, and of the slab's centroid.
+    pub top1: f64,
+    pub top10: f64,
+    pub centroid: f64,
 }
 
 pub struct Report {
@@ -78,6 +83,7 @@ pub struct Report {
     pub loads: Vec<LoadRow>,
     pub search: Vec<SearchRow>,
     pub recall: Vec<RecallRow>,
+    pub parts: Vec<PartsRow>,
     /// (chunks, EXPLAIN) of the vector query on PostgreSQL.
     pub explain: Vec<(usize, String)>,
     pub scan: Vec<ScanRow>,
@@ -151,6 +157,7 @@ impl Report {
             loads: Vec::new(),
             search: Vec::new(),
             recall: Vec::new(),
+            parts: Vec::new(),
             explain: Vec::new(),
             scan: Vec::new(),
             slabs: Vec::new(),
@@ -291,13 +298,44 @@ impl Report {
             );
         }
         self.print_search_ratios();
+        self.print_parts();
         if !self.recall.is_empty() {
             println!();
             for r in &self.recall {
                 println!(
                     "{} {} chunks: HNSW recall@10 against the exact scan = {:.3} ({} queries, 50 candidates, \
-                     ef_search {})",
-                    r.backend, r.chunks, r.recall, r.queries, r.ef_search
+                     ef_search {}); mean exact cosine of neighbour 1 {:.3}, neighbour 10 {:.3}, centroid {:.3}",
+                    r.backend, r.chunks, r.recall, r.queries, r.ef_search, r.top1, r.top10, r.centroid
+                );
+            }
+        }
+    }
+
+    fn print_parts(&self) {
+        if self.parts.is_empty() {
+            return;
+        }
+        println!();
+        println!(
+            "Where the time goes: each step of a search timed alone (same public APIs, first {} measured \
+             queries; k = 10, 50 candidates per list):",
+            self.parts
+                .first()
+                .map_or(0, |p| p.steps.first().map_or(0, |s| s.1.len()))
+        );
+        println!(
+            "{:<11} {:>7} {:<24} {:>8} {:>8}",
+            "backend", "chunks", "step", "p50 ms", "p99 ms"
+        );
+        for p in &self.parts {
+            for (i, (name, _)) in p.steps.iter().enumerate() {
+                println!(
+                    "{:<11} {:>7} {:<24} {:>8.3} {:>8.3}",
+                    p.backend,
+                    p.chunks,
+                    name,
+                    ms(p.p50(i)),
+                    ms(p.p99(i))
                 );
             }
         }
@@ -390,7 +428,10 @@ impl Report {
                 println!("    {}", elide_vector(line));
             }
             let uses = plan.contains("kb_chunks_hnsw");
-            println!("HNSW index used at {chunks} chunks: {}", if uses { "yes" } else { "NO" });
+            println!(
+                "HNSW index used at {chunks} chunks: {}",
+                if uses { "yes" } else { "NO" }
+            );
         }
     }
 
@@ -449,9 +490,10 @@ impl Report {
             });
         }
         for r in &self.recall {
-            add(format!("HNSW recall@10 at {} chunks", r.chunks), &|b| {
-                (b == r.backend).then(|| format!("{:.3}", r.recall))
-            });
+            add(
+                format!("HNSW recall@10 at {} chunks, ef_search {}", r.chunks, r.ef_search),
+                &|b| (b == r.backend).then(|| format!("{:.3}", r.recall)),
+            );
         }
         println!("| figure | {} |", self.backends.join(" | "));
         println!("|---|{}", "---|".repeat(self.backends.len()));

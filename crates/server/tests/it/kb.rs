@@ -394,10 +394,17 @@ async fn postgres_searches_through_hnsw_even_before_the_first_analyze() {
     let app = seeded("acme").await;
     let slug = cairn_core::tenant::Slug::parse("acme").unwrap();
     let tenant = app.state.store.get_tenant_by_slug(&slug).await.unwrap();
-    let kb = cairn_server::service::kb::resolve_kb(&app.state, tenant.id, "default").await.unwrap();
+    let kb = cairn_server::service::kb::resolve_kb(&app.state, tenant.id, "default")
+        .await
+        .unwrap();
     let model = cairn_server::kb::embed::BuiltinEmbedder::shared().unwrap();
     let query = model.embed(&["refund".to_owned()]).unwrap().remove(0);
-    let plan = app.state.store.kb_explain_nearest(tenant.id, kb.id, &query, 10).await.unwrap();
+    let plan = app
+        .state
+        .store
+        .kb_explain_nearest(tenant.id, kb.id, &query, 10)
+        .await
+        .unwrap();
     match crate::common::backend() {
         cairn_store::Backend::Postgres => {
             let plan = plan.unwrap();

@@ -43,7 +43,14 @@ async fn whoami_over_http_with_a_tenant_key() {
         .collect();
     assert_eq!(
         names,
-        ["whoami", "connections", "connect_account"],
+        [
+            "whoami",
+            "connections",
+            "connect_account",
+            "search_knowledge",
+            "get_document",
+            "ingest_document"
+        ],
         "a normal tenant serves its built-in tools, no conformance fixtures"
     );
 
