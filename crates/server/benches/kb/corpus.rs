@@ -4,12 +4,20 @@
 //! WordPiece vocabulary (`models/potion-base-8M/tokenizer.json`), which BERT ordered by
 //! frequency: real English words, common first. Words are drawn with a Zipf law, and some
 //! get an inflection (`-s`, `-ed`, `-ing`, …) that is often not in the vocabulary, so the
-//! tokenizer splits words into pieces as it does on real prose.
+//! tokenizer splits words into pieces as it does on real prose. Each document has a topic
+//! (a few dozen content words it keeps coming back to) and queries ask about one topic, so
+//! the corpus has the clustered structure of real documentation instead of being one
+//! uniform cloud of word salad.
 
 const TOKENIZER: &str = include_str!("../../../../models/potion-base-8M/tokenizer.json");
-/// WordPiece ids below this are special tokens, punctuation and single characters.
-const FIRST_WORD_ID: u64 = 1996;
 const SUFFIXES: [&str; 9] = ["s", "ed", "ing", "ly", "er", "ness", "ation", "able", "ment"];
+/// Topics, and content words per topic.
+const TOPICS: usize = 64;
+const TOPIC_WORDS: usize = 48;
+/// Share of running-text words taken from the document's topic.
+const TOPIC_SHARE: f64 = 0.3;
+/// The commonest words are function words: never topic or heading words.
+const COMMON: usize = 150;
 
 /// SplitMix64: small, fast, good enough for test data, and the same on every machine.
 pub struct Rng(u64);
@@ -46,6 +54,8 @@ pub struct Vocabulary {
     pub words: Vec<String>,
     /// Cumulative Zipf weights (s = 1) over `words`.
     cdf: Vec<f64>,
+    /// Indices into `words`, per topic.
+    topics: Vec<Vec<usize>>,
 }
 
 impl Vocabulary {
@@ -53,12 +63,12 @@ impl Vocabulary {
     pub fn load(size: usize) -> Self {
         let json: serde_json::Value = serde_json::from_str(TOKENIZER).unwrap();
         let vocab = json["model"]["vocab"].as_object().unwrap();
+        // Ids below the first whole word ("the") are special tokens and single characters.
+        let first = vocab.get("the").and_then(serde_json::Value::as_u64).unwrap_or(0);
         let mut entries: Vec<(u64, &str)> = vocab
             .iter()
             .filter_map(|(w, id)| id.as_u64().map(|id| (id, w.as_str())))
-            .filter(|&(id, w)| {
-                id >= FIRST_WORD_ID && (w.len() >= 2 || w == "a") && w.bytes().all(|b| b.is_ascii_lowercase())
-            })
+            .filter(|&(id, w)| ((id >= first && w.len() >= 2) || w == "a") && w.bytes().all(|b| b.is_ascii_lowercase()))
             .collect();
         entries.sort_unstable();
         let words: Vec<String> = entries.into_iter().take(size).map(|(_, w)| w.to_owned()).collect();
@@ -69,7 +79,22 @@ impl Vocabulary {
             cdf.push(total);
         }
         cdf.iter_mut().for_each(|c| *c /= total);
-        Self { words, cdf }
+        let mut rng = Rng::new(0x7091C5);
+        let skip = COMMON.min(words.len() / 2);
+        let topics = (0..TOPICS)
+            .map(|_| (0..TOPIC_WORDS).map(|_| rng.range(skip, words.len() - 1)).collect())
+            .collect();
+        Self { words, cdf, topics }
+    }
+
+    /// A topic for a document or a query.
+    pub fn topic(&self, rng: &mut Rng) -> usize {
+        rng.range(0, self.topics.len() - 1)
+    }
+
+    fn topic_word<'a>(&'a self, rng: &mut Rng, topic: usize) -> &'a str {
+        let t = &self.topics[topic];
+        &self.words[t[rng.range(0, t.len() - 1)]]
     }
 
     fn zipf<'a>(&'a self, rng: &mut Rng) -> &'a str {
@@ -78,25 +103,33 @@ impl Vocabulary {
         &self.words[i]
     }
 
-    /// A word of running text: Zipf-distributed, sometimes inflected.
-    fn word(&self, rng: &mut Rng, out: &mut String) {
-        out.push_str(self.zipf(rng));
+    /// A word of running text: from the topic or Zipf-distributed, sometimes inflected.
+    fn word(&self, rng: &mut Rng, topic: usize, out: &mut String) {
+        if rng.chance(TOPIC_SHARE) {
+            out.push_str(self.topic_word(rng, topic));
+        } else {
+            out.push_str(self.zipf(rng));
+        }
         if rng.chance(0.12) {
             out.push_str(SUFFIXES[rng.range(0, SUFFIXES.len() - 1)]);
         }
     }
 
-    /// A content word for queries and headings: uniform over all but the 150 commonest.
-    fn content_word<'a>(&'a self, rng: &mut Rng) -> &'a str {
-        let skip = 150.min(self.words.len() / 2);
+    /// A content word for queries and headings: mostly from the topic, else uniform over
+    /// all but the commonest words.
+    fn content_word<'a>(&'a self, rng: &mut Rng, topic: usize) -> &'a str {
+        if rng.chance(0.6) {
+            return self.topic_word(rng, topic);
+        }
+        let skip = COMMON.min(self.words.len() / 2);
         &self.words[rng.range(skip, self.words.len() - 1)]
     }
 
-    fn sentence(&self, rng: &mut Rng, out: &mut String) {
+    fn sentence(&self, rng: &mut Rng, topic: usize, out: &mut String) {
         let n = rng.range(6, 22);
         for i in 0..n {
             let start = out.len();
-            self.word(rng, out);
+            self.word(rng, topic, out);
             if i == 0 {
                 // Capitalise the first letter (ASCII only).
                 let first = out[start..start + 1].to_ascii_uppercase();
@@ -114,14 +147,14 @@ impl Vocabulary {
         out.push(if rng.chance(0.9) { '.' } else { '?' });
     }
 
-    fn title(&self, rng: &mut Rng, min_words: usize, max_words: usize) -> String {
+    fn title(&self, rng: &mut Rng, topic: usize, min_words: usize, max_words: usize) -> String {
         let words = rng.range(min_words, max_words);
         let mut t = String::new();
         for i in 0..words {
             if i > 0 {
                 t.push(' ');
             }
-            let w = self.content_word(rng);
+            let w = self.content_word(rng, topic);
             let mut c = w.chars();
             if let Some(f) = c.next() {
                 t.extend(f.to_uppercase());
@@ -135,10 +168,11 @@ impl Vocabulary {
     /// subsections, paragraphs of 2–7 sentences, sometimes a list or a fenced code block.
     pub fn document(&self, rng: &mut Rng, min_bytes: usize, max_bytes: usize) -> String {
         let target = rng.range(min_bytes, max_bytes);
-        let mut doc = format!("# {}\n\n", self.title(rng, 2, 5));
+        let topic = self.topic(rng);
+        let mut doc = format!("# {}\n\n", self.title(rng, topic, 2, 5));
         while doc.len() < target {
             let level = if rng.chance(0.35) { "###" } else { "##" };
-            doc.push_str(&format!("{level} {}\n\n", self.title(rng, 1, 4)));
+            doc.push_str(&format!("{level} {}\n\n", self.title(rng, topic, 1, 4)));
             for _ in 0..rng.range(1, 4) {
                 if doc.len() >= target {
                     break;
@@ -146,14 +180,14 @@ impl Vocabulary {
                 if rng.chance(0.12) {
                     for _ in 0..rng.range(3, 6) {
                         doc.push_str("- ");
-                        self.sentence(rng, &mut doc);
+                        self.sentence(rng, topic, &mut doc);
                         doc.push('\n');
                     }
                 } else if rng.chance(0.05) {
                     doc.push_str("```\n");
                     for _ in 0..rng.range(2, 6) {
-                        let (a, b) = (self.content_word(rng), self.content_word(rng));
-                        doc.push_str(&format!("{a}_{b} = {}({a})\n", self.content_word(rng)));
+                        let (a, b) = (self.content_word(rng, topic), self.content_word(rng, topic));
+                        doc.push_str(&format!("{a}_{b} = {}({a})\n", self.content_word(rng, topic)));
                     }
                     doc.push_str("```\n");
                 } else {
@@ -161,7 +195,7 @@ impl Vocabulary {
                         if s > 0 {
                             doc.push(' ');
                         }
-                        self.sentence(rng, &mut doc);
+                        self.sentence(rng, topic, &mut doc);
                     }
                     doc.push('\n');
                 }
@@ -171,15 +205,16 @@ impl Vocabulary {
         doc
     }
 
-    /// A search query: 2–6 content words, sometimes a common word among them.
+    /// A search query about one topic: 2–6 content words, sometimes a common word among them.
     pub fn query(&self, rng: &mut Rng) -> String {
+        let topic = self.topic(rng);
         let n = rng.range(2, 6);
         let mut words = Vec::with_capacity(n);
         for _ in 0..n {
             words.push(if rng.chance(0.2) {
                 self.zipf(rng)
             } else {
-                self.content_word(rng)
+                self.content_word(rng, topic)
             });
         }
         words.join(" ")

@@ -139,12 +139,7 @@ fn section(title: &str) {
 
 impl Report {
     pub fn new(vocab: &Vocabulary, sizes: &[usize], concurrency: usize, queries: usize, warmup: usize) -> Self {
-        let sample = vocab
-            .words
-            .iter()
-            .step_by(vocab.words.len() / 8 + 1)
-            .cloned()
-            .collect::<Vec<_>>();
+        let sample: Vec<String> = vocab.words.iter().take(12).cloned().collect();
         Self {
             vocab: (vocab.words.len(), sample.join(", ")),
             sizes: sizes.to_vec(),
@@ -172,8 +167,12 @@ impl Report {
         println!("backends: {}", self.backends.join(", "));
         println!(
             "corpus: synthetic Markdown from a seeded PRNG; {} real English words (the model's WordPiece \
-             vocabulary, commonest first: {}, …), Zipf-distributed, 12 % inflected",
+             vocabulary, commonest first: {}, …), Zipf-distributed, 12 % inflected;",
             self.vocab.0, self.vocab.1
+        );
+        println!(
+            "        64 topics of 48 content words: 30 % of a document's running text and 60 % of its heading \
+             and query words come from its topic"
         );
         println!(
             "sizes: {} chunks; queries: 2–6 words from the vocabulary, {} warm-up + {} measured per mode \

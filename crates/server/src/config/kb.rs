@@ -58,7 +58,7 @@ impl Default for KbConfig {
             chunk_overlap_tokens: 30,
             rrf_k: 2.0,
             vector_weight: 0.3,
-            hnsw_ef_search: 100,
+            hnsw_ef_search: 200,
             min_recall: 0.95,
             max_dead_ratio: 0.2,
             recall_probe_queries: 50,

@@ -266,7 +266,7 @@ async fn stats_report_what_a_base_holds() {
                 "{vi:?}"
             );
             let p = vi.params.unwrap();
-            assert_eq!((p.m, p.ef_construction, p.ef_search), (16, 64, 100));
+            assert_eq!((p.m, p.ef_construction, p.ef_search), (16, 64, 200));
             // More than the metapage and an empty graph: the vectors are in it.
             assert!(vi.size_bytes.unwrap() > (chunks * DIM * 4) as i64, "{vi:?}");
             assert_eq!(s.lexical_index.kind, "gin");
@@ -316,7 +316,7 @@ async fn recall_meets_the_target_and_postgres_searches_through_hnsw() {
     let recall = report.recall_at_10.unwrap();
     match backend() {
         Backend::Postgres => {
-            assert_eq!((report.method, report.ef_search), ("hnsw", Some(100)));
+            assert_eq!((report.method, report.ef_search), ("hnsw", Some(200)));
             assert!(recall >= 0.95, "{report:?}");
             // Planner statistics, as autovacuum keeps them: without any, PostgreSQL
             // guesses that one row matches the tenant and sorts it.
