@@ -4,7 +4,7 @@
 
 use std::str::FromStr;
 
-use cairn_core::ids::{DocumentId, KbId, TenantId};
+use cairn_core::ids::{KbId, TenantId};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
@@ -273,10 +273,9 @@ impl Store {
             .collect())
     }
 
-    /// Nearest chunks by cosine through the HNSW index of `query.len()`, whatever plan
-    /// the planner would prefer: recall probes measure the index itself, which searches
-    /// of a small base rightly skip for an exact scan of its rows. `None` on SQLite or
-    /// for a dimension without an index.
+    /// Nearest chunks by cosine through the HNSW index of `query.len()` with `ef_search`:
+    /// what the recall probe measures. `None` on SQLite or for a dimension without an
+    /// index.
     pub async fn kb_nearest_hnsw(
         &self,
         tenant: TenantId,
@@ -285,48 +284,20 @@ impl Store {
         limit: i64,
         ef_search: u32,
     ) -> Result<Option<Vec<(ChunkKey, f32)>>, StoreError> {
-        let dim = query.len();
-        if hnsw_index_name(dim).is_none() {
+        if hnsw_index_name(query.len()).is_none() {
             return Ok(None);
         }
-        let mut tx = self.tenant_tx(tenant, false).await?;
-        let Tx::Postgres(conn) = &mut tx.tx else {
-            return Ok(None);
-        };
-        // Every other plan sorts; iterative scans keep the tenant filter from starving it.
-        for set in [
-            format!("SET LOCAL hnsw.ef_search = {}", ef_search.clamp(10, 1000)),
-            "SET LOCAL hnsw.iterative_scan = relaxed_order".to_owned(),
-            "SET LOCAL enable_sort = off".to_owned(),
-        ] {
-            sqlx::query(&set).execute(&mut **conn).await?;
-        }
-        // The dimension is a type modifier, so a literal; it is one of ours, never input.
-        let sql = format!(
-            "SELECT document_id, ord, 1 - (embedding::vector({dim}) <=> $3) FROM kb_chunks \
-             WHERE tenant_id = $1 AND kb_id = $2 AND dim = {dim} ORDER BY embedding::vector({dim}) <=> $3 LIMIT $4"
-        );
-        let rows: Vec<(DbUuid, i32, f64)> = sqlx::query_as(&sql)
-            .bind(DbUuid(tenant.as_uuid()))
-            .bind(DbUuid(kb.as_uuid()))
-            .bind(pgvector::Vector::from(query.to_vec()))
-            .bind(limit)
-            .fetch_all(&mut **conn)
-            .await?;
-        tx.commit().await?;
-        let mut hits: Vec<(ChunkKey, f32)> = rows
-            .into_iter()
-            .map(|(d, ord, s)| {
-                let key = ChunkKey {
-                    document_id: DocumentId::from_uuid(d.0),
-                    ord,
-                };
-                (key, s as f32)
-            })
-            .collect();
-        // relaxed_order may return neighbours slightly out of order.
-        hits.sort_by(|a, b| b.1.total_cmp(&a.1));
-        Ok(Some(hits))
+        // The search path itself: it forces the index (`enable_sort = off`).
+        let ann = Some(crate::kb_search::AnnParams { ef_search });
+        self.kb_nearest_pg(
+            tenant,
+            kb,
+            query,
+            &crate::kb_search::SearchFilter::default(),
+            limit,
+            ann,
+        )
+        .await
     }
 
     /// The vector dimensions bases use, platform-wide.
