@@ -286,14 +286,13 @@ impl Store {
         let existing: Option<DocRow> = with_conn!(&mut tx.tx, conn => {
             sqlx::query_as(&find).bind(t).bind(k).bind(doc.source_id).fetch_optional(conn).await?
         });
-        if let Some(old) = existing.as_ref().filter(|o| o.content_hash == doc.content_hash) {
-            let id = old.id;
-            let again = format!("SELECT {DOC_META} FROM kb_documents WHERE tenant_id = $1 AND id = $2");
-            let row: DocRow = with_conn!(&mut tx.tx, conn => {
-                sqlx::query_as(&again).bind(t).bind(id).fetch_one(conn).await?
-            });
+        if existing.as_ref().is_some_and(|o| o.content_hash == doc.content_hash) {
             tx.commit().await?;
-            return Ok((row.into(), PutOutcome::Unchanged));
+            // The row just read is the stored document: nothing to write, nothing to re-read.
+            return match existing {
+                Some(row) => Ok((row.into(), PutOutcome::Unchanged)),
+                None => Err(StoreError::Corrupt("document vanished inside its transaction".into())),
+            };
         }
         let now = DbTime::now();
         let id = existing.as_ref().map_or(DbUuid(doc.id.as_uuid()), |o| o.id);

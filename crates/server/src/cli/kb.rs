@@ -210,7 +210,8 @@ async fn ingest(ctx: &Ctx, tenant: &str, kb: &str, tags: &[String], root: &Path)
             root.display()
         )));
     }
-    ensure_base(ctx, tenant, kb).await?;
+    // Tenant and base are resolved once for the whole folder, not once per file.
+    let (tenant, base) = ensure_base(ctx, tenant, kb).await?;
     let bar = indicatif::ProgressBar::new(files.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} files  {msg}")
@@ -223,7 +224,7 @@ async fn ingest(ctx: &Ctx, tenant: &str, kb: &str, tags: &[String], root: &Path)
     loop {
         while pending.len() < PARALLEL_FILES {
             let Some((source_id, path)) = queue.next() else { break };
-            let (ctx, tenant, kb, tags) = (ctx.clone(), tenant.to_owned(), kb.to_owned(), tags.to_vec());
+            let (ctx, tenant, base, tags) = (ctx.clone(), tenant.clone(), base.clone(), tags.to_vec());
             pending.spawn(async move {
                 let outcome = match tokio::fs::read(&path).await {
                     Err(e) => Err(format!("{e}")),
@@ -240,7 +241,7 @@ async fn ingest(ctx: &Ctx, tenant: &str, kb: &str, tags: &[String], root: &Path)
                             content: &bytes,
                             tags: &tags,
                         };
-                        service::ingest(&ctx, &tenant, &kb, input)
+                        service::ingest_into(&ctx.state, &tenant, &base, &ctx, input)
                             .await
                             .map(|r| (r.outcome, r.chunks))
                             .map_err(|e| e.to_string())
@@ -280,26 +281,25 @@ async fn ingest(ctx: &Ctx, tenant: &str, kb: &str, tags: &[String], root: &Path)
     Ok(tally)
 }
 
-async fn ensure_base(ctx: &Ctx, tenant: &str, kb: &str) -> Result<(), CliError> {
+async fn ensure_base(
+    ctx: &Ctx,
+    tenant: &str,
+    kb: &str,
+) -> Result<(cairn_core::tenant::Tenant, cairn_store::knowledge::KnowledgeBase), CliError> {
     let t = crate::service::tenants::resolve(ctx, tenant).await?;
-    if kb == service::DEFAULT_KB
-        || ctx
-            .store()
-            .knowledge_base(t.id, kb)
-            .await
-            .map_err(crate::error::ApiError::from)?
-            .is_some()
-    {
-        return Ok(());
+    match service::resolve_kb(&ctx.state, t.id, kb).await {
+        Ok(base) => return Ok((t, base)),
+        Err(crate::kb::KbError::UnknownKb(_)) => {}
+        Err(e) => return Err(crate::error::ApiError::from(e).into()),
     }
     let input = CreateKb {
         name: kb.to_owned(),
         encrypted: false,
         vectors: true,
     };
-    service::create(ctx, tenant, input).await?;
+    let base = service::create(ctx, tenant, input).await?;
     eprintln!("created knowledge base {kb}");
-    Ok(())
+    Ok((t, base))
 }
 
 #[derive(serde::Deserialize)]
