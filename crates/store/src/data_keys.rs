@@ -121,6 +121,19 @@ impl Store {
 
     /// Records which master-key versions are active / decrypt-only / retired now.
     pub async fn set_key_version_states(&self, states: &[(i32, &str)]) -> Result<(), StoreError> {
+        // Every process start (each CLI command too) lands here; a write transaction when
+        // nothing changed would queue behind a busy server for the write lock.
+        let mut read = self.platform_tx(false).await?;
+        let stored: Vec<(i32, String)> = with_conn!(&mut read.tx, conn => {
+            sqlx::query_as("SELECT version, state FROM key_versions").fetch_all(&mut *conn).await?
+        });
+        read.commit().await?;
+        if states
+            .iter()
+            .all(|(v, st)| stored.iter().any(|(sv, ss)| sv == v && ss == st))
+        {
+            return Ok(());
+        }
         let mut tx = self.platform_tx(true).await?;
         for (version, state) in states {
             with_conn!(&mut tx.tx, conn => {

@@ -88,7 +88,7 @@ impl std::fmt::Debug for Document {
     }
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 struct DocRow {
     id: DbUuid,
     kb_id: DbUuid,
@@ -151,7 +151,7 @@ pub struct NewDocument<'a> {
     pub content_sealed: Option<&'a [u8]>,
     pub tags: &'a [String],
     pub bytes: i64,
-    pub chunks: Vec<NewChunk>,
+    pub chunks: &'a [NewChunk],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -278,74 +278,37 @@ impl Store {
         kb: &KnowledgeBase,
         doc: NewDocument<'_>,
     ) -> Result<(Document, PutOutcome), StoreError> {
+        let mut done = self.put_documents(tenant, kb, std::slice::from_ref(&doc)).await?;
+        done.pop()
+            .ok_or_else(|| StoreError::Corrupt("a one-document write returned nothing".into()))
+    }
+
+    /// Several documents in one transaction: all of them are written or none is. Bulk
+    /// ingestion pays one commit (and one FTS flush on SQLite) per batch instead of per
+    /// document; callers that need per-document isolation retry one by one on error.
+    pub async fn put_documents(
+        &self,
+        tenant: TenantId,
+        kb: &KnowledgeBase,
+        docs: &[NewDocument<'_>],
+    ) -> Result<Vec<(Document, PutOutcome)>, StoreError> {
         let mut tx = self.tenant_tx(tenant, true).await?;
         let t = DbUuid(tenant.as_uuid());
         let k = DbUuid(kb.id.as_uuid());
-        let find =
-            format!("SELECT {DOC_META} FROM kb_documents WHERE tenant_id = $1 AND kb_id = $2 AND source_id = $3");
-        let existing: Option<DocRow> = with_conn!(&mut tx.tx, conn => {
-            sqlx::query_as(&find).bind(t).bind(k).bind(doc.source_id).fetch_optional(conn).await?
-        });
-        if existing.as_ref().is_some_and(|o| o.content_hash == doc.content_hash) {
-            tx.commit().await?;
-            // The row just read is the stored document: nothing to write, nothing to re-read.
-            return match existing {
-                Some(row) => Ok((row.into(), PutOutcome::Unchanged)),
-                None => Err(StoreError::Corrupt("document vanished inside its transaction".into())),
-            };
-        }
         let now = DbTime::now();
-        let id = existing.as_ref().map_or(DbUuid(doc.id.as_uuid()), |o| o.id);
-        let chunk_count = i32::try_from(doc.chunks.len()).unwrap_or(i32::MAX);
-        let tags = Json(doc.tags.to_vec());
-        let write = if existing.is_some() {
-            "UPDATE kb_documents SET title = $4, content_type = $5, content_hash = $6, content = $7, \
-             content_sealed = $8, tags = $9, bytes = $10, chunk_count = $11, updated_at = $12 \
-             WHERE tenant_id = $1 AND kb_id = $2 AND id = $3"
-        } else {
-            "INSERT INTO kb_documents (tenant_id, kb_id, id, source_id, title, content_type, content_hash, content, \
-             content_sealed, tags, bytes, chunk_count, created_at, updated_at) \
-             VALUES ($1, $2, $3, $13, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)"
-        };
-        let written: Result<_, sqlx::Error> = with_conn!(&mut tx.tx, conn => {
-            if existing.is_some() {
-                sqlx::query("DELETE FROM kb_chunks WHERE tenant_id = $1 AND document_id = $2")
-                    .bind(t).bind(id).execute(&mut *conn).await?;
-            }
-            sqlx::query(write)
-                .bind(t).bind(k).bind(id)
-                .bind(doc.title).bind(doc.content_type).bind(doc.content_hash)
-                .bind(doc.content).bind(doc.content_sealed)
-                .bind(&tags).bind(doc.bytes).bind(chunk_count).bind(now)
-                .bind(doc.source_id)
-                .execute(&mut *conn)
-                .await
-                .map(|r| r.rows_affected())
-        });
-        written.map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Conflict(format!("document {} is being ingested concurrently", doc.source_id))
-            } else {
-                e.into()
-            }
-        })?;
-        insert_chunks(&mut tx.tx, t, k, id, &doc.chunks).await?;
-        with_conn!(&mut tx.tx, conn => {
-            sqlx::query("UPDATE knowledge_bases SET generation = generation + 1, updated_at = $3 \
-                         WHERE tenant_id = $1 AND id = $2")
-                .bind(t).bind(k).bind(now).execute(conn).await?.rows_affected()
-        });
-        let again = format!("SELECT {DOC_META} FROM kb_documents WHERE tenant_id = $1 AND id = $2");
-        let row: DocRow = with_conn!(&mut tx.tx, conn => {
-            sqlx::query_as(&again).bind(t).bind(id).fetch_one(conn).await?
-        });
+        let mut out = Vec::with_capacity(docs.len());
+        for doc in docs {
+            out.push(put_one(&mut tx.tx, t, k, now, doc).await?);
+        }
+        if out.iter().any(|(_, o)| *o != PutOutcome::Unchanged) {
+            with_conn!(&mut tx.tx, conn => {
+                sqlx::query("UPDATE knowledge_bases SET generation = generation + 1, updated_at = $3 \
+                             WHERE tenant_id = $1 AND id = $2")
+                    .bind(t).bind(k).bind(now).execute(conn).await?.rows_affected()
+            });
+        }
         tx.commit().await?;
-        let outcome = if existing.is_some() {
-            PutOutcome::Replaced
-        } else {
-            PutOutcome::Created
-        };
-        Ok((row.into(), outcome))
+        Ok(out)
     }
 
     /// One document with its content (clear or sealed).
@@ -406,6 +369,69 @@ impl Store {
         tx.commit().await?;
         Ok(done > 0)
     }
+}
+
+/// One document inside the caller's transaction.
+async fn put_one(
+    tx: &mut Tx,
+    t: DbUuid,
+    k: DbUuid,
+    now: DbTime,
+    doc: &NewDocument<'_>,
+) -> Result<(Document, PutOutcome), StoreError> {
+    let find = format!("SELECT {DOC_META} FROM kb_documents WHERE tenant_id = $1 AND kb_id = $2 AND source_id = $3");
+    let existing: Option<DocRow> = with_conn!(&mut *tx, conn => {
+        sqlx::query_as(&find).bind(t).bind(k).bind(doc.source_id).fetch_optional(conn).await?
+    });
+    if let Some(row) = existing.as_ref().filter(|o| o.content_hash == doc.content_hash) {
+        // The row just read is the stored document: nothing to write, nothing to re-read.
+        return Ok((row.clone().into(), PutOutcome::Unchanged));
+    }
+    let id = existing.as_ref().map_or(DbUuid(doc.id.as_uuid()), |o| o.id);
+    let chunk_count = i32::try_from(doc.chunks.len()).unwrap_or(i32::MAX);
+    let tags = Json(doc.tags.to_vec());
+    let write = if existing.is_some() {
+        "UPDATE kb_documents SET title = $4, content_type = $5, content_hash = $6, content = $7, \
+         content_sealed = $8, tags = $9, bytes = $10, chunk_count = $11, updated_at = $12 \
+         WHERE tenant_id = $1 AND kb_id = $2 AND id = $3"
+    } else {
+        "INSERT INTO kb_documents (tenant_id, kb_id, id, source_id, title, content_type, content_hash, content, \
+         content_sealed, tags, bytes, chunk_count, created_at, updated_at) \
+         VALUES ($1, $2, $3, $13, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)"
+    };
+    let written: Result<_, sqlx::Error> = with_conn!(&mut *tx, conn => {
+        if existing.is_some() {
+            sqlx::query("DELETE FROM kb_chunks WHERE tenant_id = $1 AND document_id = $2")
+                .bind(t).bind(id).execute(&mut *conn).await?;
+        }
+        sqlx::query(write)
+            .bind(t).bind(k).bind(id)
+            .bind(doc.title).bind(doc.content_type).bind(doc.content_hash)
+            .bind(doc.content).bind(doc.content_sealed)
+            .bind(&tags).bind(doc.bytes).bind(chunk_count).bind(now)
+            .bind(doc.source_id)
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected())
+    });
+    written.map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict(format!("document {} is being ingested concurrently", doc.source_id))
+        } else {
+            e.into()
+        }
+    })?;
+    insert_chunks(tx, t, k, id, doc.chunks).await?;
+    let again = format!("SELECT {DOC_META} FROM kb_documents WHERE tenant_id = $1 AND id = $2");
+    let row: DocRow = with_conn!(&mut *tx, conn => {
+        sqlx::query_as(&again).bind(t).bind(id).fetch_one(conn).await?
+    });
+    let outcome = if existing.is_some() {
+        PutOutcome::Replaced
+    } else {
+        PutOutcome::Created
+    };
+    Ok((row.into(), outcome))
 }
 
 async fn insert_chunks(tx: &mut Tx, t: DbUuid, k: DbUuid, doc: DbUuid, chunks: &[NewChunk]) -> Result<(), StoreError> {

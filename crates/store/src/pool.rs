@@ -9,7 +9,7 @@ use std::time::Duration;
 use cairn_core::ids::TenantId;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, Executor, PgPool, SqlitePool};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -201,8 +201,15 @@ pub async fn migrate(cfg: &StoreConfig) -> Result<Vec<i64>, StoreError> {
     match Backend::from_url(&cfg.url)? {
         Backend::Sqlite => {
             let mut conn = sqlite_options(&cfg.url)?.connect().await?;
+            ensure_wal(&mut conn).await?;
             applied_before = applied_versions_sqlite(&mut conn).await;
-            SQLITE_MIGRATOR.run(&mut conn).await?;
+            // Every CLI command opens the store. With nothing pending, running the migrator
+            // would still issue `CREATE TABLE IF NOT EXISTS` — a write that fails at once
+            // with "database is locked" when a running server commits in between (a read
+            // snapshot cannot be upgraded), so a schema that is current is left alone.
+            if SQLITE_MIGRATOR.iter().any(|m| !applied_before.contains(&m.version)) {
+                SQLITE_MIGRATOR.run(&mut conn).await?;
+            }
             conn.close().await?;
         }
         Backend::Postgres => {
@@ -264,16 +271,33 @@ async fn applied_versions_postgres(conn: &mut sqlx::PgConnection) -> Vec<i64> {
         .unwrap_or_default()
 }
 
+/// WAL is a property of the database file, set once. Setting it on every connection, as
+/// `journal_mode` in the connect options would, needs an exclusive lock that the busy
+/// timeout does not wait for: a CLI command opened beside a busy server then failed with
+/// "database is locked". So it is read first and only ever set on a database without it.
+async fn ensure_wal(conn: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut *conn).await?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
     let opts =
         SqliteConnectOptions::from_str(url).map_err(|e| StoreError::Config(format!("invalid SQLite URL: {e}")))?;
     let opts = opts
         .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
         // NORMAL in WAL mode: durable across application crashes, one fsync per checkpoint.
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(5));
+        .busy_timeout(Duration::from_secs(5))
+        // SQLite's default page cache is 2 MB: ingestion and search of a knowledge base of a
+        // few thousand chunks then re-read B-tree and FTS pages through pread all the time.
+        // Memory-mapped reads plus a 64 MB cache per connection keep the hot pages in memory.
+        .pragma("cache_size", "-65536")
+        .pragma("mmap_size", "1073741824")
+        .pragma("temp_store", "memory");
     if let Some(parent) = opts.get_filename().parent() {
         create_dir(parent)?;
     }

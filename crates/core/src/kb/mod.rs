@@ -5,4 +5,5 @@ pub mod chunk;
 pub mod eval;
 pub mod fuse;
 pub mod scan;
+pub mod static_model;
 pub mod text;

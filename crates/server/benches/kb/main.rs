@@ -29,7 +29,7 @@ use cairn_server::config::kb::KbConfig;
 use cairn_server::kb::embed::BuiltinEmbedder;
 use cairn_server::kb::ingest::IngestInput;
 use cairn_server::kb::search::{self, Mode, SearchRequest};
-use cairn_server::service::kb::{ingest_into, resolve_kb, DEFAULT_KB};
+use cairn_server::service::kb::{ingest_into, ingest_many_into, resolve_kb, DEFAULT_KB};
 use cairn_store::knowledge::KnowledgeBase;
 use tokio::task::JoinSet;
 
@@ -112,31 +112,59 @@ fn documents(vocab: &Vocabulary, rng: &mut Rng, chunks: usize, size: (usize, usi
     }
 }
 
-/// Ingests `docs` through the service layer from `concurrency` tasks.
+/// Documents per batch and batches in flight in the batched phases, as `cairn kb ingest`.
+pub const BATCH_DOCS: usize = 64;
+pub const BATCHES_IN_FLIGHT: usize = 2;
+
+/// Ingests `docs` through the service layer: `concurrency` tasks of single-document
+/// ingests, or (0) batches through `ingest_many_into` like the CLI.
 async fn ingest(bench: &Bench, kb: &KnowledgeBase, stage: &Stage, concurrency: usize) -> (usize, usize, usize, f64) {
+    let batched = concurrency == 0;
+    let (step, tasks_n) = if batched {
+        (BATCH_DOCS, BATCHES_IN_FLIGHT)
+    } else {
+        (1, concurrency)
+    };
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = JoinSet::new();
-    for _ in 0..concurrency.max(1) {
+    for _ in 0..tasks_n {
         let (state, tenant, ctx) = (bench.state.clone(), bench.tenant.clone(), bench.ctx.clone());
         let (kb, docs, next, first_id) = (kb.clone(), stage.docs.clone(), next.clone(), stage.first_id);
         tasks.spawn(async move {
             let (mut n, mut chunks, mut bytes) = (0, 0, 0);
             loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(doc) = docs.get(i) else { break };
-                let source_id = format!("doc-{}", first_id + i);
-                let input = IngestInput {
-                    source_id: &source_id,
-                    title: None,
-                    content_type: "text/markdown",
-                    content: doc.as_bytes(),
-                    tags: &[],
+                let from = next.fetch_add(step, Ordering::Relaxed);
+                let Some(batch) = docs.get(from..(from + step).min(docs.len())).filter(|b| !b.is_empty()) else {
+                    break;
                 };
-                let done = ingest_into(&state, &tenant, &kb, &ctx, input)
-                    .await
-                    .unwrap_or_else(|e| panic!("ingest of {source_id} failed: {e:?}"));
-                (n, chunks, bytes) = (n + 1, chunks + done.chunks, bytes + doc.len());
+                let ids: Vec<String> = (0..batch.len())
+                    .map(|i| format!("doc-{}", first_id + from + i))
+                    .collect();
+                let inputs: Vec<IngestInput<'_>> = batch
+                    .iter()
+                    .zip(&ids)
+                    .map(|(doc, source_id)| IngestInput {
+                        source_id,
+                        title: None,
+                        content_type: "text/markdown",
+                        content: doc.as_bytes(),
+                        tags: &[],
+                    })
+                    .collect();
+                let done = if batched {
+                    ingest_many_into(&state, &tenant, &kb, &ctx, &inputs).await
+                } else {
+                    let mut one = Vec::new();
+                    for input in inputs {
+                        one.push(ingest_into(&state, &tenant, &kb, &ctx, input).await);
+                    }
+                    one
+                };
+                for (r, (doc, id)) in done.into_iter().zip(batch.iter().zip(&ids)) {
+                    let r = r.unwrap_or_else(|e| panic!("ingest of {id} failed: {e:?}"));
+                    (n, chunks, bytes) = (n + 1, chunks + r.chunks, bytes + doc.len());
+                }
             }
             (n, chunks, bytes)
         });
@@ -181,9 +209,9 @@ async fn run_backend(backend: &Backend, plan: &Plan, report: &mut Report, keep_s
     let bench = Bench::start(backend).await;
     let kb = resolve_kb(&bench.state, bench.tenant.id, DEFAULT_KB).await.unwrap();
     for (i, stage) in plan.stages.iter().enumerate() {
-        // The first stage: half one document at a time, half concurrently.
+        // The first stage in thirds: one document at a time, concurrently, in batches.
         let parts: Vec<(Stage, usize)> = if i == 0 {
-            let half = stage.docs.len() / 2;
+            let third = stage.docs.len() / 3;
             let part = |range: std::ops::Range<usize>, c: usize, what: &str| {
                 let docs: Vec<String> = stage.docs[range.clone()].to_vec();
                 let label = format!("{} ({what})", stage.label);
@@ -197,8 +225,9 @@ async fn run_backend(backend: &Backend, plan: &Plan, report: &mut Report, keep_s
                 (stage, c)
             };
             vec![
-                part(0..half, 1, "first half"),
-                part(half..stage.docs.len(), plan.concurrency, "second half"),
+                part(0..third, 1, "first third"),
+                part(third..2 * third, plan.concurrency, "second third"),
+                part(2 * third..stage.docs.len(), 0, "last third"),
             ]
         } else {
             let s = Stage {
@@ -208,7 +237,7 @@ async fn run_backend(backend: &Backend, plan: &Plan, report: &mut Report, keep_s
                 chunks: stage.chunks,
                 texts: Vec::new(),
             };
-            vec![(s, plan.concurrency)]
+            vec![(s, 0)]
         };
         for (part, concurrency) in &parts {
             eprintln!(
@@ -220,7 +249,11 @@ async fn run_backend(backend: &Backend, plan: &Plan, report: &mut Report, keep_s
             report.ingest.push(IngestRow {
                 backend: name,
                 phase: part.label.clone(),
-                concurrency: *concurrency,
+                mode: if *concurrency == 0 {
+                    "batch".into()
+                } else {
+                    concurrency.to_string()
+                },
                 docs,
                 chunks,
                 bytes,

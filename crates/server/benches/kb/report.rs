@@ -22,7 +22,8 @@ pub struct EmbedRow {
 pub struct IngestRow {
     pub backend: &'static str,
     pub phase: String,
-    pub concurrency: usize,
+    /// How documents were sent: "1", "4" (concurrent single ingests) or "batch" (CLI path).
+    pub mode: String,
     pub docs: usize,
     pub chunks: usize,
     pub bytes: usize,
@@ -194,25 +195,28 @@ impl Report {
     fn print_ingest(&self) {
         section("1. Ingestion end to end (service::kb::ingest_into: extract, chunk, embed, store, audit, meter)");
         println!(
-            "The first size is ingested from 2–8 KB documents, its first half one document at a time, its \
-             second half from {} concurrent tasks;",
-            self.concurrency
+            "The first size is ingested from 2–8 KB documents: a third one document at a time (REST/MCP), a \
+             third from {} concurrent tasks, a third in batches of {} documents, {} batches in flight \
+             (service::kb::ingest_many_into, what `cairn kb ingest` does);",
+            self.concurrency,
+            crate::BATCH_DOCS,
+            crate::BATCHES_IN_FLIGHT
         );
         println!(
-            "larger sizes are reached faster with 16–48 KB documents (fewer transactions per chunk), also \
-             concurrently. Every document goes through ingest_into."
+            "larger sizes are reached with 16–48 KB documents in batches. `mode` is the number of concurrent \
+             single-document ingests or `batch`."
         );
         println!(
-            "{:<11} {:<44} {:>4} {:>6} {:>7} {:>7} {:>7} {:>9} {:>6} {:>7}",
-            "backend", "phase", "conc", "docs", "chunks", "MB", "secs", "chunks/s", "MB/s", "docs/s"
+            "{:<11} {:<44} {:>5} {:>6} {:>7} {:>7} {:>7} {:>9} {:>6} {:>7}",
+            "backend", "phase", "mode", "docs", "chunks", "MB", "secs", "chunks/s", "MB/s", "docs/s"
         );
         for r in &self.ingest {
             let mb = r.bytes as f64 / 1e6;
             println!(
-                "{:<11} {:<44} {:>4} {:>6} {:>7} {:>7.1} {:>7.2} {:>9.0} {:>6.2} {:>7.0}",
+                "{:<11} {:<44} {:>5} {:>6} {:>7} {:>7.1} {:>7.2} {:>9.0} {:>6.2} {:>7.0}",
                 r.backend,
                 r.phase,
-                r.concurrency,
+                r.mode,
                 r.docs,
                 r.chunks,
                 mb,
@@ -246,10 +250,10 @@ impl Report {
             for r in &self.ingest {
                 let rate = r.chunks as f64 / r.secs;
                 println!(
-                    "  {:<11} {:<44} c={}: ingest/embed-only = {:.2}  (c=1: ≈ share of ingest time spent in the model)",
+                    "  {:<11} {:<44} {:>5}: ingest/embed-only = {:.2}  (mode 1: ≈ share of ingest time in the model)",
                     r.backend,
                     r.phase,
-                    r.concurrency,
+                    r.mode,
                     rate / embed_rate
                 );
             }
@@ -445,17 +449,17 @@ impl Report {
                 .collect();
             lines.push((label, cells));
         };
-        let phases: Vec<(String, usize)> = {
-            let mut p: Vec<(String, usize)> = Vec::new();
+        let phases: Vec<(String, String)> = {
+            let mut p: Vec<(String, String)> = Vec::new();
             for r in &self.ingest {
                 if !p.iter().any(|(l, _)| *l == r.phase) {
-                    p.push((r.phase.clone(), r.concurrency));
+                    p.push((r.phase.clone(), r.mode.clone()));
                 }
             }
             p
         };
         for (phase, c) in &phases {
-            add(format!("ingest chunks/s, {phase}, c={c}"), &|b| {
+            add(format!("ingest chunks/s, {phase}, mode {c}"), &|b| {
                 let r = self.ingest.iter().find(|r| r.backend == b && r.phase == *phase)?;
                 Some(format!(
                     "{:.0} ({:.2} MB/s)",

@@ -198,9 +198,75 @@ struct Tally {
     chunks: usize,
 }
 
-/// Files in flight at once: embedding runs on blocking threads, so a few files keep
-/// every core busy while others wait on the database.
-const PARALLEL_FILES: usize = 4;
+/// Files are ingested in batches (one model call on every core and one transaction per
+/// batch); two batches are in flight so one embeds while the other is written.
+const BATCH_FILES: usize = 64;
+const BATCH_BYTES: usize = 4 << 20;
+const BATCHES_IN_FLIGHT: usize = 2;
+
+type FileOutcome = (String, Result<(PutOutcome, usize), String>);
+
+/// Reads and ingests one batch of files; a file that cannot be read fails alone.
+async fn ingest_files(
+    ctx: Ctx,
+    tenant: cairn_core::tenant::Tenant,
+    base: cairn_store::knowledge::KnowledgeBase,
+    tags: Vec<String>,
+    files: Vec<(String, PathBuf)>,
+) -> Vec<FileOutcome> {
+    let mut out = Vec::with_capacity(files.len());
+    let mut read = Vec::with_capacity(files.len());
+    for (source_id, path) in files {
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => {
+                let ext = path
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .unwrap_or("md")
+                    .to_ascii_lowercase();
+                read.push((source_id, ext, bytes));
+            }
+            Err(e) => out.push((source_id, Err(e.to_string()))),
+        }
+    }
+    let inputs: Vec<IngestInput<'_>> = read
+        .iter()
+        .map(|(source_id, ext, bytes)| IngestInput {
+            source_id,
+            title: None,
+            content_type: ext,
+            content: bytes,
+            tags: &tags,
+        })
+        .collect();
+    let done = service::ingest_many_into(&ctx.state, &tenant, &base, &ctx, &inputs).await;
+    for ((source_id, _, _), result) in read.iter().zip(done) {
+        out.push((
+            source_id.clone(),
+            result.map(|r| (r.outcome, r.chunks)).map_err(|e| e.to_string()),
+        ));
+    }
+    out
+}
+
+/// Splits the file list into batches of at most `BATCH_FILES` files and about `BATCH_BYTES`.
+fn batches(files: Vec<(String, PathBuf)>) -> Vec<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    let (mut current, mut bytes) = (Vec::new(), 0usize);
+    for (source_id, path) in files {
+        let size = std::fs::metadata(&path).map_or(0, |m| usize::try_from(m.len()).unwrap_or(usize::MAX));
+        if !current.is_empty() && (current.len() >= BATCH_FILES || bytes.saturating_add(size) > BATCH_BYTES) {
+            out.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes = bytes.saturating_add(size);
+        current.push((source_id, path));
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
 
 async fn ingest(ctx: &Ctx, tenant: &str, kb: &str, tags: &[String], root: &Path) -> Result<Tally, CliError> {
     let files = collect(root)?;
@@ -220,49 +286,34 @@ async fn ingest(ctx: &Ctx, tenant: &str, kb: &str, tags: &[String], root: &Path)
     let started = Instant::now();
     let mut tally = Tally::default();
     let mut pending = tokio::task::JoinSet::new();
-    let mut queue = files.into_iter();
+    let mut queue = batches(files).into_iter();
     loop {
-        while pending.len() < PARALLEL_FILES {
-            let Some((source_id, path)) = queue.next() else { break };
+        while pending.len() < BATCHES_IN_FLIGHT {
+            let Some(batch) = queue.next() else { break };
             let (ctx, tenant, base, tags) = (ctx.clone(), tenant.clone(), base.clone(), tags.to_vec());
-            pending.spawn(async move {
-                let outcome = match tokio::fs::read(&path).await {
-                    Err(e) => Err(format!("{e}")),
-                    Ok(bytes) => {
-                        let ext = path
-                            .extension()
-                            .and_then(|e| e.to_str())
-                            .unwrap_or("md")
-                            .to_ascii_lowercase();
-                        let input = IngestInput {
-                            source_id: &source_id,
-                            title: None,
-                            content_type: &ext,
-                            content: &bytes,
-                            tags: &tags,
-                        };
-                        service::ingest_into(&ctx.state, &tenant, &base, &ctx, input)
-                            .await
-                            .map(|r| (r.outcome, r.chunks))
-                            .map_err(|e| e.to_string())
-                    }
-                };
-                (source_id, outcome)
-            });
+            pending.spawn(ingest_files(ctx, tenant, base, tags, batch));
         }
         let Some(joined) = pending.join_next().await else { break };
-        let (source_id, outcome) = joined.map_err(|e| CliError::Input(e.to_string()))?;
-        match outcome {
-            Ok((PutOutcome::Created, n)) => (tally.created, tally.chunks) = (tally.created + 1, tally.chunks + n),
-            Ok((PutOutcome::Replaced, n)) => (tally.replaced, tally.chunks) = (tally.replaced + 1, tally.chunks + n),
-            Ok((PutOutcome::Unchanged, _)) => tally.unchanged += 1,
-            Err(e) => {
-                tally.failed += 1;
-                bar.println(format!("{source_id}: {e}"));
+        for (source_id, outcome) in joined.map_err(|e| CliError::Input(e.to_string()))? {
+            match outcome {
+                Ok((PutOutcome::Created, n)) => (tally.created, tally.chunks) = (tally.created + 1, tally.chunks + n),
+                Ok((PutOutcome::Replaced, n)) => {
+                    (tally.replaced, tally.chunks) = (tally.replaced + 1, tally.chunks + n)
+                }
+                Ok((PutOutcome::Unchanged, _)) => tally.unchanged += 1,
+                Err(e) => {
+                    tally.failed += 1;
+                    // A hidden bar (no terminal) swallows println: failures must still show.
+                    if bar.is_hidden() {
+                        eprintln!("{source_id}: {e}");
+                    } else {
+                        bar.println(format!("{source_id}: {e}"));
+                    }
+                }
             }
+            bar.inc(1);
         }
         bar.set_message(format!("{} chunks", tally.chunks));
-        bar.inc(1);
     }
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();

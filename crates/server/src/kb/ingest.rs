@@ -97,14 +97,31 @@ pub fn chunk_row(doc: DocumentId, ord: usize) -> String {
     format!("{}:{ord}", doc.as_uuid().hyphenated())
 }
 
-pub async fn ingest(
+/// A document checked, extracted and chunked, before embedding.
+struct Fresh {
+    id: DocumentId,
+    title: String,
+    ty: ContentType,
+    hash: String,
+    text: String,
+    pieces: Vec<chunk::Chunk>,
+}
+
+enum Prepared {
+    Unchanged(Document),
+    Fresh(Fresh),
+}
+
+/// Everything that can be decided before the model runs: bad input fails here, and an
+/// unchanged document is answered without embedding anything.
+async fn prepare(
     app: &AppState,
     tenant: TenantId,
     kb: &KnowledgeBase,
-    input: IngestInput<'_>,
-) -> Result<IngestResult, KbError> {
+    input: &IngestInput<'_>,
+) -> Result<Prepared, KbError> {
     let cfg = &app.kb.config;
-    let (ty, text) = check(&input, cfg.max_document_bytes)?;
+    let (ty, text) = check(input, cfg.max_document_bytes)?;
     let title = match input.title {
         Some(t) => t.to_owned(),
         None => Some(extract::guess_title(&text))
@@ -114,13 +131,10 @@ pub async fn ingest(
     let hash = content_hash(ty, &title, input.tags, input.content);
     let existing = app.store.document_by_source(tenant, kb.id, input.source_id).await?;
     if let Some(doc) = existing.as_ref().filter(|d| d.content_hash == hash) {
-        return Ok(IngestResult {
-            chunks: usize::try_from(doc.chunk_count).unwrap_or(0),
-            document: doc.clone(),
-            outcome: PutOutcome::Unchanged,
-        });
+        return Ok(Prepared::Unchanged(doc.clone()));
     }
-    let embedder = app.kb.embedder_for(kb)?;
+    // A base whose model this server does not run refuses before any work.
+    app.kb.embedder_for(kb)?;
     let config = ChunkConfig {
         target_tokens: cfg.chunk_tokens,
         overlap_tokens: cfg.chunk_overlap_tokens,
@@ -129,24 +143,41 @@ pub async fn ingest(
     if pieces.is_empty() {
         return Err(KbError::Empty);
     }
-    let vectors = match embedder {
-        Some(e) => {
-            // The heading path gives a chunk its context ("Billing > Refunds").
-            let texts = pieces
-                .iter()
-                .map(|c| {
-                    if c.heading_path.is_empty() {
-                        c.text.clone()
-                    } else {
-                        format!("{}\n{}", c.heading_path.join(" > "), c.text)
-                    }
-                })
-                .collect();
-            Some(embed_blocking(e, texts).await?)
-        }
-        None => None,
-    };
-    let id = existing.as_ref().map_or_else(DocumentId::new, |d| d.id);
+    Ok(Prepared::Fresh(Fresh {
+        id: existing.as_ref().map_or_else(DocumentId::new, |d| d.id),
+        title,
+        ty,
+        hash,
+        text,
+        pieces,
+    }))
+}
+
+/// What the model sees of a chunk: the heading path gives it context ("Billing > Refunds").
+fn model_text(c: &chunk::Chunk) -> String {
+    if c.heading_path.is_empty() {
+        c.text.clone()
+    } else {
+        format!("{}\n{}", c.heading_path.join(" > "), c.text)
+    }
+}
+
+/// A document ready to store (chunks embedded, text sealed for an encrypted base).
+struct Ready {
+    fresh: Fresh,
+    sealed_content: Option<Vec<u8>>,
+    chunks: Vec<NewChunk>,
+}
+
+async fn assemble(
+    app: &AppState,
+    tenant: TenantId,
+    kb: &KnowledgeBase,
+    mut fresh: Fresh,
+    vectors: Option<Vec<Vec<f32>>>,
+) -> Result<Ready, KbError> {
+    let id = fresh.id;
+    let pieces = std::mem::take(&mut fresh.pieces);
     let mut chunks = Vec::with_capacity(pieces.len());
     let mut vectors = vectors.map(Vec::into_iter);
     for (ord, c) in pieces.into_iter().enumerate() {
@@ -178,7 +209,6 @@ pub async fn ingest(
             embedding: v,
         });
     }
-    let n = chunks.len();
     let sealed_content = if kb.encrypted {
         let row = id.as_uuid().hyphenated().to_string();
         let slot = Slot {
@@ -186,34 +216,175 @@ pub async fn ingest(
             column: "content_sealed",
             row: &row,
         };
-        Some(app.keyring.encrypt(&app.store, tenant, slot, text.as_bytes()).await?)
+        Some(
+            app.keyring
+                .encrypt(&app.store, tenant, slot, fresh.text.as_bytes())
+                .await?,
+        )
     } else {
         None
     };
-    let (document, outcome) = app
-        .store
-        .put_document(
-            tenant,
-            kb,
-            NewDocument {
-                id,
-                source_id: input.source_id,
-                title: &title,
-                content_type: ty.as_str(),
-                content_hash: &hash,
-                content: (!kb.encrypted).then_some(text.as_str()),
-                content_sealed: sealed_content.as_deref(),
-                tags: input.tags,
-                bytes: i64::try_from(input.content.len()).unwrap_or(i64::MAX),
-                chunks,
-            },
-        )
-        .await?;
-    Ok(IngestResult {
-        document,
-        outcome,
-        chunks: n,
+    Ok(Ready {
+        fresh,
+        sealed_content,
+        chunks,
     })
+}
+
+fn new_document<'a>(kb: &KnowledgeBase, input: &'a IngestInput<'a>, ready: &'a Ready) -> NewDocument<'a> {
+    let f = &ready.fresh;
+    NewDocument {
+        id: f.id,
+        source_id: input.source_id,
+        title: &f.title,
+        content_type: f.ty.as_str(),
+        content_hash: &f.hash,
+        content: (!kb.encrypted).then_some(f.text.as_str()),
+        content_sealed: ready.sealed_content.as_deref(),
+        tags: input.tags,
+        bytes: i64::try_from(input.content.len()).unwrap_or(i64::MAX),
+        chunks: &ready.chunks,
+    }
+}
+
+/// One document: the document and all its chunks in one transaction.
+pub async fn ingest(
+    app: &AppState,
+    tenant: TenantId,
+    kb: &KnowledgeBase,
+    input: IngestInput<'_>,
+) -> Result<IngestResult, KbError> {
+    let mut done = ingest_batch(app, tenant, kb, std::slice::from_ref(&input)).await;
+    done.pop()
+        .unwrap_or_else(|| Err(KbError::Corrupt("a one-document ingest returned nothing".into())))
+}
+
+/// Several documents (bulk ingestion): one embedding call for all their chunks, so the
+/// model runs on every core, and one transaction for all of them. Each document still
+/// gets its own result: bad input fails only that document, and if the shared write or
+/// embedding fails, the documents are retried one by one so one failure never takes the
+/// others down and nothing is half-ingested.
+pub async fn ingest_batch(
+    app: &AppState,
+    tenant: TenantId,
+    kb: &KnowledgeBase,
+    inputs: &[IngestInput<'_>],
+) -> Vec<Result<IngestResult, KbError>> {
+    let mut results: Vec<Option<Result<IngestResult, KbError>>> = inputs.iter().map(|_| None).collect();
+    let mut fresh = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        match prepare(app, tenant, kb, input).await {
+            Ok(Prepared::Unchanged(document)) => {
+                results[i] = Some(Ok(IngestResult {
+                    chunks: usize::try_from(document.chunk_count).unwrap_or(0),
+                    document,
+                    outcome: PutOutcome::Unchanged,
+                }));
+            }
+            Ok(Prepared::Fresh(f)) => fresh.push((i, f)),
+            Err(e) => results[i] = Some(Err(e)),
+        }
+    }
+    let vectors = embed_all(app, kb, &fresh).await;
+    let mut ready = Vec::with_capacity(fresh.len());
+    for ((i, f), v) in fresh.into_iter().zip(vectors) {
+        match v {
+            Ok(v) => match assemble(app, tenant, kb, f, v).await {
+                Ok(r) => ready.push((i, r)),
+                Err(e) => results[i] = Some(Err(e)),
+            },
+            Err(e) => results[i] = Some(Err(e)),
+        }
+    }
+    store_all(app, tenant, kb, inputs, ready, &mut results).await;
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(KbError::Corrupt("a document was left without a result".into()))))
+        .collect()
+}
+
+/// Vectors per fresh document (`None` for a lexical-only base): one model call for the
+/// whole batch; if it fails, one call per document so each gets its own error.
+async fn embed_all(
+    app: &AppState,
+    kb: &KnowledgeBase,
+    fresh: &[(usize, Fresh)],
+) -> Vec<Result<Option<Vec<Vec<f32>>>, KbError>> {
+    let embedder = match app.kb.embedder_for(kb) {
+        Ok(Some(e)) => e,
+        Ok(None) => return fresh.iter().map(|_| Ok(None)).collect(),
+        Err(_) => {
+            return fresh
+                .iter()
+                .map(|_| Err(KbError::ModelMismatch(kb.model_id.clone().unwrap_or_default())))
+                .collect()
+        }
+    };
+    if fresh.is_empty() {
+        return Vec::new();
+    }
+    let texts: Vec<String> = fresh
+        .iter()
+        .flat_map(|(_, f)| f.pieces.iter().map(model_text))
+        .collect();
+    if let Ok(mut all) = embed_blocking(embedder.clone(), texts).await {
+        let mut out = Vec::with_capacity(fresh.len());
+        for (_, f) in fresh.iter().rev() {
+            let rest = all.split_off(all.len().saturating_sub(f.pieces.len()));
+            out.push(Ok(Some(rest)));
+        }
+        out.reverse();
+        return out;
+    }
+    let mut out = Vec::with_capacity(fresh.len());
+    for (_, f) in fresh {
+        let texts = f.pieces.iter().map(model_text).collect();
+        out.push(embed_blocking(embedder.clone(), texts).await.map(Some));
+    }
+    out
+}
+
+async fn store_all(
+    app: &AppState,
+    tenant: TenantId,
+    kb: &KnowledgeBase,
+    inputs: &[IngestInput<'_>],
+    ready: Vec<(usize, Ready)>,
+    results: &mut [Option<Result<IngestResult, KbError>>],
+) {
+    if ready.len() > 1 {
+        let docs: Vec<NewDocument<'_>> = ready
+            .iter()
+            .filter_map(|(i, r)| Some(new_document(kb, inputs.get(*i)?, r)))
+            .collect();
+        match app.store.put_documents(tenant, kb, &docs).await {
+            Ok(written) if written.len() == ready.len() => {
+                for ((i, r), (document, outcome)) in ready.iter().zip(written) {
+                    let chunks = r.chunks.len();
+                    results[*i] = Some(Ok(IngestResult {
+                        document,
+                        outcome,
+                        chunks,
+                    }));
+                }
+                return;
+            }
+            Ok(_) => tracing::warn!("batched document write returned a different count; retrying one by one"),
+            Err(e) => tracing::debug!(error = %e, "batched document write failed; retrying one by one"),
+        }
+    }
+    for (i, r) in &ready {
+        let Some(input) = inputs.get(*i) else { continue };
+        let done = app.store.put_document(tenant, kb, new_document(kb, input, r)).await;
+        results[*i] = Some(
+            done.map(|(document, outcome)| IngestResult {
+                document,
+                outcome,
+                chunks: r.chunks.len(),
+            })
+            .map_err(KbError::from),
+        );
+    }
 }
 
 /// The stored text of a document (decrypted for an encrypted base).

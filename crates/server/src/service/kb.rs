@@ -166,35 +166,54 @@ pub async fn ingest_into(
     ctx: &Ctx,
     input: IngestInput<'_>,
 ) -> Result<IngestResult, ApiError> {
+    let mut done = ingest_many_into(app, tenant, kb, ctx, std::slice::from_ref(&input)).await;
+    done.pop()
+        .unwrap_or_else(|| Err(ApiError::internal("a one-document ingest returned nothing")))
+}
+
+/// Bulk ingest (the CLI's folder path): one model call and one transaction for the
+/// batch, audited and metered per document like single ingests.
+pub async fn ingest_many_into(
+    app: &AppState,
+    tenant: &Tenant,
+    kb: &KnowledgeBase,
+    ctx: &Ctx,
+    inputs: &[IngestInput<'_>],
+) -> Vec<Result<IngestResult, ApiError>> {
     let started = std::time::Instant::now();
-    let source_id = input.source_id.chars().take(512).collect::<String>();
-    let bytes = input.content.len();
-    match ingest::ingest(app, tenant.id, kb, input).await {
-        Ok(done) => {
-            if done.outcome != PutOutcome::Unchanged {
-                let event = ctx
-                    .event("kb.document_ingested", Outcome::Success)
-                    .tenant(tenant.id)
-                    .target(done.document.id.to_string())
-                    .details(json!({ "kb": kb.name, "source_id": source_id, "outcome": done.outcome,
-                        "chunks": done.chunks, "bytes": bytes }));
-                ctx.audit(event).await;
+    let done = ingest::ingest_batch(app, tenant.id, kb, inputs).await;
+    let mut out = Vec::with_capacity(done.len());
+    for (input, result) in inputs.iter().zip(done) {
+        let source_id = input.source_id.chars().take(512).collect::<String>();
+        let bytes = input.content.len();
+        out.push(match result {
+            Ok(done) => {
+                if done.outcome != PutOutcome::Unchanged {
+                    let event = ctx
+                        .event("kb.document_ingested", Outcome::Success)
+                        .tenant(tenant.id)
+                        .target(done.document.id.to_string())
+                        .details(json!({ "kb": kb.name, "source_id": source_id, "outcome": done.outcome,
+                            "chunks": done.chunks, "bytes": bytes }));
+                    ctx.audit(event).await;
+                }
+                crate::usage::kb_event(app, tenant.id, ctx, "kb/ingest", &kb.name, started, bytes, done.chunks).await;
+                Ok(done)
             }
-            crate::usage::kb_event(app, tenant.id, ctx, "kb/ingest", &kb.name, started, bytes, done.chunks).await;
-            Ok(done)
-        }
-        Err(e) => {
-            let err = ApiError::from(e);
-            if err.code != Code::Internal && err.code != Code::ServiceUnavailable {
-                let event = ctx
-                    .event("kb.document_ingested", Outcome::Failure)
-                    .tenant(tenant.id)
-                    .details(json!({ "kb": kb.name, "source_id": source_id, "reason": err.code.as_str() }));
-                ctx.audit(event).await;
+            Err(e) => {
+                let err = ApiError::from(e);
+                if err.code != Code::Internal && err.code != Code::ServiceUnavailable {
+                    let event = ctx
+                        .event("kb.document_ingested", Outcome::Failure)
+                        .tenant(tenant.id)
+                        .details(json!({ "kb": kb.name, "source_id": source_id, "reason": err.code.as_str() }));
+                    ctx.audit(event).await;
+                }
+                Err(err)
             }
-            Err(err)
-        }
+        });
     }
+    out
 }
 
 pub async fn ingest_json(ctx: &Ctx, slug: &str, kb: &str, body: IngestBody) -> Result<IngestResult, ApiError> {

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::common::{s, TestApp, TestDb};
 
-fn cairn(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Output {
+pub fn cairn(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Output {
     // The server's data folder: same master key and pepper, as on a real host.
     let data_dir = db.dir.path().join("data");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
@@ -26,7 +26,7 @@ fn cairn(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn ok_json(out: &Output) -> Value {
+pub fn ok_json(out: &Output) -> Value {
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }

@@ -14,6 +14,7 @@ mod health;
 mod idp;
 mod isolation;
 mod kb;
+mod kb_cli;
 mod kb_http_embed;
 mod kb_mcp;
 mod kb_stats;
