@@ -8,13 +8,18 @@ use serde_json::Value;
 use crate::common::{s, TestApp, TestDb};
 
 pub fn cairn(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Output {
+    cairn_at(&db.url, db.dir.path(), args, stdin)
+}
+
+/// The binary against database `url`, with the data folder under `dir`.
+pub fn cairn_at(url: &str, dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Output {
     // The server's data folder: same master key and pepper, as on a real host.
-    let data_dir = db.dir.path().join("data");
+    let data_dir = dir.join("data");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    cmd.args(["--database-url", &db.url, "--data-dir", data_dir.to_str().unwrap()])
+    cmd.args(["--database-url", url, "--data-dir", data_dir.to_str().unwrap()])
         .args(args)
         .env_remove("DATABASE_URL")
-        .current_dir(db.dir.path())
+        .current_dir(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -26,7 +31,7 @@ pub fn cairn(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
-pub fn ok_json(out: &Output) -> Value {
+fn ok_json(out: &Output) -> Value {
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }

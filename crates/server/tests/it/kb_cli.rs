@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::cli::cairn;
-use crate::common::{config_for, TestApp, TestDb};
+use crate::cli::cairn_at;
+use crate::common::TestApp;
 use crate::kb::search;
 
 /// More files than one batch holds, so the folder is ingested in several.
@@ -35,43 +35,48 @@ fn write_folder(dir: &std::path::Path) {
     std::fs::write(docs.join("empty.txt"), "   \n").unwrap();
 }
 
+/// Runs `cairn kb ingest` off the runtime thread: the test's server shares this
+/// runtime, and a blocking wait here would freeze it mid-transaction (holding SQLite's
+/// write lock while the CLI waits for it).
+async fn ingest_folder(app: &TestApp, folder: &str) -> std::process::Output {
+    let (url, dir) = (app.db.url.clone(), app.db.dir.path().to_owned());
+    let folder = folder.to_owned();
+    tokio::task::spawn_blocking(move || {
+        cairn_at(
+            &url,
+            &dir,
+            &["kb", "ingest", "--tenant", "acme", "--kb", "docs", &folder],
+            None,
+        )
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_folder_is_ingested_in_batches_with_one_outcome_per_file() {
-    let owned = TestDb::create().await;
-    let db = &owned;
-    assert!(cairn(db, &["migrate"], None).status.success());
-    assert!(
-        cairn(db, &["tenant", "create", "--slug", "acme", "--name", "Acme"], None)
-            .status
-            .success()
-    );
-    write_folder(db.dir.path());
-    let folder = db.dir.path().join("docs");
-    let folder = folder.to_str().unwrap();
+    // The server runs while the CLI ingests into the same database, as on a real host.
+    let app = TestApp::start().await;
+    app.tenant("acme").await;
+    write_folder(app.db.dir.path());
+    let folder = app.db.dir.path().join("docs").to_str().unwrap().to_owned();
 
-    let first = cairn(db, &["kb", "ingest", "--tenant", "acme", "--kb", "docs", folder], None);
+    let first = ingest_folder(&app, &folder).await;
     let err = String::from_utf8_lossy(&first.stderr);
     assert!(!first.status.success(), "two files are bad: {err}");
-    assert!(
-        err.contains(&format!("{} created, 0 replaced, 0 unchanged, 2 failed", FILES + 1)),
-        "{err}"
-    );
+    let created = format!("{} created, 0 replaced, 0 unchanged, 2 failed", FILES + 1);
+    assert!(err.contains(&created), "{err}");
     assert!(
         err.contains("broken.md") && err.contains("empty.txt"),
         "each failure is named: {err}"
     );
 
-    let again = cairn(db, &["kb", "ingest", "--tenant", "acme", "--kb", "docs", folder], None);
+    let again = ingest_folder(&app, &folder).await;
     let err = String::from_utf8_lossy(&again.stderr);
-    assert!(
-        err.contains(&format!("0 created, 0 replaced, {} unchanged, 2 failed", FILES + 1)),
-        "{err}"
-    );
+    let unchanged = format!("0 created, 0 replaced, {} unchanged, 2 failed", FILES + 1);
+    assert!(err.contains(&unchanged), "{err}");
 
-    // The server then serves what the CLI wrote.
-    let config = config_for(&owned);
-    let app = TestApp::start_on(owned, config).await;
-
+    // The server serves what the CLI wrote.
     let (status, docs) = app.get("/api/v1/tenants/acme/kb/docs/documents?limit=1000").await;
     assert_eq!(status, StatusCode::OK, "{docs}");
     let docs = docs["data"].as_array().unwrap();
@@ -96,13 +101,8 @@ async fn a_folder_is_ingested_in_batches_with_one_outcome_per_file() {
     .await;
     assert_eq!(status, StatusCode::OK, "{found}");
     assert_eq!(found["results"][0]["source_id"], "refunds.md", "{found}");
-    let (_, found) = search(
-        &app,
-        "acme",
-        "docs",
-        json!({"query": "widget number 137", "k": 1, "mode": "lexical"}),
-    )
-    .await;
+    let query = json!({"query": "widget number 137", "k": 1, "mode": "lexical"});
+    let (_, found) = search(&app, "acme", "docs", query).await;
     let top: &Value = &found["results"][0];
     assert_eq!(top["source_id"], "nested/topic-137.md", "{found}");
 }
