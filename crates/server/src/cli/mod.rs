@@ -2,6 +2,7 @@
 //! configured database, through the same service functions as the REST API (so it
 //! validates and audits the same way).
 
+mod audit;
 mod kb;
 mod keys;
 mod oauth;
@@ -78,6 +79,9 @@ pub enum Command {
     /// Knowledge bases: ingest, search, evaluate, maintain.
     #[command(subcommand)]
     Kb(kb::KbCmd),
+    /// The audit trail: verify the tamper-evident chains.
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -351,6 +355,7 @@ async fn admin(command: Command, ctx: &Ctx) -> Result<(), CliError> {
         Command::Oauth(cmd) => oauth::run(cmd, ctx).await,
         Command::Keys(cmd) => keys::run(cmd, ctx).await,
         Command::Kb(cmd) => kb::run(cmd, ctx).await,
+        Command::Audit(cmd) => audit::run(cmd, ctx).await,
         Command::Mcp { tenant } => mcp_stdio(ctx, &tenant).await,
         Command::Usage {
             tenant,

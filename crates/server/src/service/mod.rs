@@ -2,6 +2,7 @@
 //! audit events. Handlers and CLI commands are thin wrappers around these.
 
 pub mod api_keys;
+pub mod audit;
 pub mod credentials;
 pub mod encryption;
 pub mod idp;

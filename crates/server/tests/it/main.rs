@@ -7,6 +7,7 @@ mod common;
 
 mod api_errors;
 mod audit;
+mod audit_chain;
 mod cli;
 mod connections;
 mod encryption;

@@ -109,3 +109,5 @@ impl AuditEvent {
         self
     }
 }
+
+pub mod chain;
