@@ -186,6 +186,8 @@ pub struct Tenant {
     pub conformance_fixtures: bool,
     /// Clients may register themselves (RFC 7591) with this tenant's authorization server.
     pub oauth_dynamic_registration: bool,
+    /// Audit events older than this many days are purged (at least 90).
+    pub audit_retention_days: i32,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -207,4 +209,20 @@ pub struct TenantPatch {
     pub status: Option<TenantStatus>,
     pub conformance_fixtures: Option<bool>,
     pub oauth_dynamic_registration: Option<bool>,
+    pub audit_retention_days: Option<i32>,
+}
+
+/// Audit retention bounds: a security trail is kept at least 90 days.
+pub const AUDIT_RETENTION_MIN_DAYS: i64 = 90;
+pub const AUDIT_RETENTION_MAX_DAYS: i64 = 36_500;
+
+pub fn audit_retention_days(days: i64) -> Result<i32, ValidationError> {
+    if (AUDIT_RETENTION_MIN_DAYS..=AUDIT_RETENTION_MAX_DAYS).contains(&days) {
+        i32::try_from(days).map_err(|_| ValidationError::new("audit_retention_days", "out of range"))
+    } else {
+        Err(ValidationError::new(
+            "audit_retention_days",
+            format!("must be {AUDIT_RETENTION_MIN_DAYS} to {AUDIT_RETENTION_MAX_DAYS} days"),
+        ))
+    }
 }

@@ -250,6 +250,8 @@ fn spawn_housekeeping(state: AppState, every: Duration) -> JoinHandle<()> {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut kb_maintained = std::time::Instant::now();
+        // The first purge runs at the first tick: a server restarted daily still purges.
+        let mut audit_purged: Option<std::time::Instant> = None;
         loop {
             tick.tick().await;
             let hours = state.config.kb.maintain_interval_hours;
@@ -262,6 +264,12 @@ fn spawn_housekeeping(state: AppState, every: Duration) -> JoinHandle<()> {
                         tracing::debug!("knowledge-base maintenance already running elsewhere");
                     }
                     Err(e) => tracing::warn!(error = %e, "knowledge-base maintenance failed"),
+                }
+            }
+            if audit_purged.is_none_or(|t| t.elapsed() >= Duration::from_secs(24 * 3600)) {
+                audit_purged = Some(std::time::Instant::now());
+                if let Err(e) = service::audit::purge(&state, chrono::Utc::now()).await {
+                    tracing::warn!(error = ?e, "audit retention purge failed");
                 }
             }
             if let Err(e) = state.keys.flush_last_used(&state.store).await {

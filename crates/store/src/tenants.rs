@@ -9,7 +9,8 @@ use crate::types::{DbTime, DbUuid};
 use crate::{Page, Paged, Store, StoreError};
 
 const COLUMNS: &str =
-    "id, slug, name, plan, region, status, conformance_fixtures, oauth_dynamic_registration, created_at, updated_at";
+    "id, slug, name, plan, region, status, conformance_fixtures, oauth_dynamic_registration, audit_retention_days, \
+     created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct TenantRow {
@@ -21,6 +22,7 @@ pub(crate) struct TenantRow {
     status: String,
     conformance_fixtures: bool,
     oauth_dynamic_registration: bool,
+    audit_retention_days: i32,
     created_at: DbTime,
     updated_at: DbTime,
 }
@@ -38,6 +40,7 @@ impl TryFrom<TenantRow> for Tenant {
             status: TenantStatus::parse(&r.status).map_err(corrupt)?,
             conformance_fixtures: r.conformance_fixtures,
             oauth_dynamic_registration: r.oauth_dynamic_registration,
+            audit_retention_days: r.audit_retention_days,
             created_at: r.created_at.0,
             updated_at: r.updated_at.0,
         })
@@ -55,7 +58,7 @@ impl Store {
     pub async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant, StoreError> {
         let now = DbTime::now();
         let sql = format!(
-            "INSERT INTO tenants ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, true, $8, $8) RETURNING {COLUMNS}"
+            "INSERT INTO tenants ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, true, 365, $8, $8) RETURNING {COLUMNS}"
         );
         let mut tx = self.platform_tx(true).await?;
         let row: TenantRow = with_conn!(&mut tx.tx, conn => {
@@ -118,7 +121,7 @@ impl Store {
 
     /// The tenants `user` belongs to, with the user's role in each, ordered by slug.
     pub async fn list_tenants_for_user(&self, user: UserId, page: &Page) -> Result<Paged<UserTenant>, StoreError> {
-        let sql = "SELECT t.id, t.slug, t.name, t.plan, t.region, t.status, t.conformance_fixtures, t.oauth_dynamic_registration, t.created_at, t.updated_at, m.role \
+        let sql = "SELECT t.id, t.slug, t.name, t.plan, t.region, t.status, t.conformance_fixtures, t.oauth_dynamic_registration, t.audit_retention_days, t.created_at, t.updated_at, m.role \
                    FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
                    WHERE m.user_id = $1 AND ($2 IS NULL OR t.slug > $2) ORDER BY t.slug LIMIT $3";
         let mut tx = self.platform_tx(false).await?;
@@ -155,6 +158,7 @@ impl Store {
             "UPDATE tenants SET name = COALESCE($2, name), plan = COALESCE($3, plan), \
              status = COALESCE($4, status), conformance_fixtures = COALESCE($6, conformance_fixtures), \
              oauth_dynamic_registration = COALESCE($7, oauth_dynamic_registration), \
+             audit_retention_days = COALESCE($8, audit_retention_days), \
              updated_at = $5 WHERE id = $1 RETURNING {COLUMNS}"
         );
         let mut tx = self.tenant_tx(tenant, true).await?;
@@ -167,6 +171,7 @@ impl Store {
                 .bind(DbTime::now())
                 .bind(patch.conformance_fixtures)
                 .bind(patch.oauth_dynamic_registration)
+                .bind(patch.audit_retention_days)
                 .fetch_optional(conn)
                 .await
         })?;

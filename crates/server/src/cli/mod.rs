@@ -124,6 +124,9 @@ pub enum TenantCmd {
         /// Let OAuth clients register themselves (RFC 7591 dynamic registration).
         #[arg(long)]
         oauth_dynamic_registration: Option<bool>,
+        /// Days audit events are kept (90 to 36 500).
+        #[arg(long)]
+        audit_retention_days: Option<i64>,
     },
     /// Delete a tenant and everything it owns.
     Delete { slug: String },
@@ -437,6 +440,7 @@ async fn tenant(cmd: TenantCmd, ctx: &Ctx) -> Result<(), CliError> {
             status,
             conformance_fixtures,
             oauth_dynamic_registration,
+            audit_retention_days,
         } => print_json(
             &tenants::update(
                 ctx,
@@ -447,6 +451,7 @@ async fn tenant(cmd: TenantCmd, ctx: &Ctx) -> Result<(), CliError> {
                     status,
                     conformance_fixtures,
                     oauth_dynamic_registration,
+                    audit_retention_days,
                 },
             )
             .await?,

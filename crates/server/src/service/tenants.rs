@@ -28,6 +28,8 @@ pub struct UpdateTenant {
     pub conformance_fixtures: Option<bool>,
     /// Let OAuth clients register themselves (RFC 7591).
     pub oauth_dynamic_registration: Option<bool>,
+    /// Days audit events are kept (90 to 36 500).
+    pub audit_retention_days: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -105,6 +107,10 @@ pub async fn update(ctx: &Ctx, slug: &str, input: UpdateTenant) -> Result<Tenant
         status: input.status.as_deref().map(TenantStatus::parse).transpose()?,
         conformance_fixtures: input.conformance_fixtures,
         oauth_dynamic_registration: input.oauth_dynamic_registration,
+        audit_retention_days: input
+            .audit_retention_days
+            .map(cairn_core::tenant::audit_retention_days)
+            .transpose()?,
     };
     let before = resolve(ctx, slug).await?;
     let after = ctx.store().update_tenant(before.id, &patch).await?;
@@ -118,7 +124,10 @@ pub async fn update(ctx: &Ctx, slug: &str, input: UpdateTenant) -> Result<Tenant
         .event(action, Outcome::Success)
         .tenant(after.id)
         .target(after.id.to_string())
-        .details(json!({ "name": input.name.is_some(), "plan": after.plan, "status": after.status }));
+        .details(
+            json!({ "name": input.name.is_some(), "plan": after.plan, "status": after.status,
+            "audit_retention_days": after.audit_retention_days }),
+        );
     ctx.audit(event).await;
     Ok(after)
 }

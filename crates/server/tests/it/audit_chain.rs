@@ -3,6 +3,7 @@
 //! `cairn audit verify` name that row.
 
 use cairn_core::audit::{Actor, AuditEvent, Outcome};
+use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::cli::cairn_at;
@@ -61,21 +62,98 @@ async fn concurrent_writers_keep_one_chain_and_an_edited_row_is_named() {
     // Edit one stored row behind the application's back.
     let sql = "UPDATE audit_events SET action = 'tampered' WHERE seq = 7 AND \
                tenant_id = (SELECT id FROM tenants WHERE slug = 'acme')";
-    match backend() {
-        Backend::Sqlite => {
-            use sqlx::Connection;
-            let mut c = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
-            assert_eq!(sqlx::query(sql).execute(&mut c).await.unwrap().rows_affected(), 1);
-        }
-        Backend::Postgres => {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
-            assert_eq!(sqlx::query(sql).execute(&mut c).await.unwrap().rows_affected(), 1);
-        }
-    }
+    execute(&app, sql).await;
     let (ok, report, err) = verify_cli(&app, &["audit", "verify", "--tenant", "acme"]).await;
     assert!(!ok, "an edited row must fail verification: {report}");
     assert_eq!(report[0]["first_break"]["seq"], 7, "{report}");
     assert_eq!(report[0]["first_break"]["reason"], "content_changed", "{report}");
     assert!(err.contains("acme at seq 7"), "{err}");
+}
+
+#[tokio::test]
+async fn retention_is_at_least_90_days_and_a_purge_keeps_the_chain_verifiable() {
+    use cairn_server::service::audit::purge_chain;
+    let app = TestApp::start().await;
+    let tenant = app.tenant("acme").await;
+    assert_eq!(tenant["audit_retention_days"], 365, "{tenant}");
+    let patch = |days: i64| {
+        app.call(
+            Method::PATCH,
+            "/api/v1/tenants/acme",
+            Some(json!({"audit_retention_days": days})),
+        )
+    };
+    let (status, body) = patch(89).await;
+    assert_eq!(status.as_u16(), 422, "{body}");
+    assert_eq!(body["error"]["field"], "audit_retention_days", "{body}");
+    let (status, body) = patch(90).await;
+    assert_eq!(status.as_u16(), 200, "{body}");
+    assert_eq!(body["audit_retention_days"], 90);
+
+    // A tenant created straight in the store (no creation event), so its chain starts with
+    // 25 events 200 days old, followed by 5 from today.
+    let new = cairn_core::tenant::NewTenant {
+        slug: cairn_core::tenant::Slug::parse("globex").unwrap(),
+        name: cairn_core::tenant::TenantName::parse("Globex").unwrap(),
+        plan: cairn_core::tenant::Plan::default(),
+        region: None,
+    };
+    let gid = app.state.store.create_tenant(&new).await.unwrap().id;
+    let now = chrono::Utc::now();
+    let event = |days: i64, i: i64| {
+        let mut e = AuditEvent::new(Actor::System, "test.event", Outcome::Success)
+            .tenant(gid)
+            .details(json!({"i": i}));
+        e.occurred_at = now - chrono::Duration::days(days);
+        e
+    };
+    let old: Vec<AuditEvent> = (0..25).map(|i| event(200, i)).collect();
+    app.state.store.insert_audit_events(&old).await.unwrap();
+    let recent: Vec<AuditEvent> = (0..5).map(|i| event(0, i)).collect();
+    app.state.store.insert_audit_events(&recent).await.unwrap();
+
+    // Within 365 days nothing goes; with 90, the 25 old ones in batches of 7.
+    let kept = purge_chain(&app.state, Some(gid), "globex", 365, now, 7).await.unwrap();
+    assert_eq!(kept.deleted, 0);
+    let purged = purge_chain(&app.state, Some(gid), "globex", 90, now, 7).await.unwrap();
+    assert_eq!((purged.deleted, purged.through_seq), (25, Some(25)), "{purged:?}");
+    app.state.audit.flush().await;
+    let left = app.state.store.audit_chain_page(Some(gid), 0, 100).await.unwrap();
+    assert_eq!(
+        left.first().map(|l| l.seq),
+        Some(26),
+        "what remains is the chain's suffix"
+    );
+    assert!(
+        left.iter().any(|l| l.event.action == "audit.purged"),
+        "the purge is itself audited"
+    );
+
+    let (ok, report, err) = verify_cli(&app, &["audit", "verify", "--tenant", "globex"]).await;
+    assert!(ok, "{err} {report}");
+    assert_eq!(report[0]["verified"], 6, "5 recent events and audit.purged: {report}");
+
+    // Tampering after a purge is still found.
+    let sql = "UPDATE audit_events SET target = 'x' WHERE seq = 27 AND \
+               tenant_id = (SELECT id FROM tenants WHERE slug = 'globex')";
+    execute(&app, sql).await;
+    let (ok, report, _) = verify_cli(&app, &["audit", "verify", "--tenant", "globex"]).await;
+    assert!(!ok);
+    assert_eq!(report[0]["first_break"]["seq"], 27, "{report}");
+}
+
+/// Runs SQL on the test database behind the application's back (as its owner).
+async fn execute(app: &TestApp, sql: &str) {
+    use sqlx::Connection;
+    let n = match backend() {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query(sql).execute(&mut c).await.unwrap().rows_affected()
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query(sql).execute(&mut c).await.unwrap().rows_affected()
+        }
+    };
+    assert_eq!(n, 1, "{sql}");
 }
