@@ -119,6 +119,15 @@ prefixed_id!(
     DocumentId, "doc"
 );
 
+prefixed_id!(
+    /// An inbound webhook source of a tenant.
+    WebhookSourceId, "whs"
+);
+prefixed_id!(
+    /// A verified inbound webhook event.
+    WebhookEventId, "whe"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

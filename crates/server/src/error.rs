@@ -26,6 +26,11 @@ pub enum Code {
     OAuthClientNotFound,
     KbNotFound,
     DocumentNotFound,
+    WebhookSourceNotFound,
+    /// The signature, its headers or its timestamp did not verify.
+    WebhookVerificationFailed,
+    /// The message id was already received from this source.
+    WebhookReplayed,
     EmptyDocument,
     InvalidEncoding,
     MethodNotAllowed,
@@ -55,7 +60,10 @@ impl Code {
             | Self::ApiKeyNotFound
             | Self::OAuthClientNotFound
             | Self::KbNotFound
-            | Self::DocumentNotFound => StatusCode::NOT_FOUND,
+            | Self::DocumentNotFound
+            | Self::WebhookSourceNotFound => StatusCode::NOT_FOUND,
+            Self::WebhookVerificationFailed => StatusCode::UNAUTHORIZED,
+            Self::WebhookReplayed => StatusCode::CONFLICT,
             Self::EmptyDocument | Self::InvalidEncoding => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TenantSlugTaken | Self::EmailTaken | Self::MembershipExists | Self::Conflict => StatusCode::CONFLICT,
@@ -82,6 +90,9 @@ impl Code {
             Self::OAuthClientNotFound => "oauth_client_not_found",
             Self::KbNotFound => "kb_not_found",
             Self::DocumentNotFound => "document_not_found",
+            Self::WebhookSourceNotFound => "webhook_source_not_found",
+            Self::WebhookVerificationFailed => "webhook_verification_failed",
+            Self::WebhookReplayed => "webhook_replayed",
             Self::EmptyDocument => "empty_document",
             Self::InvalidEncoding => "invalid_encoding",
             Self::MethodNotAllowed => "method_not_allowed",

@@ -168,6 +168,9 @@ impl Server {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         config.validate()?;
         let store = Store::open(&config.store_config()).await?;
+        // Inbound webhook events need this month's partition (PostgreSQL) before the first delivery.
+        cairn_store::webhook_partitions::ensure_webhook_partitions(&config.store_config(), chrono::Utc::now(), 2)
+            .await?;
         let bootstrap_token = operator_tokens::bootstrap(&store, &config.operator_token_path()).await?;
         let (audit, audit_task) = AuditSink::start(store.clone());
         let (usage, usage_task) = usage::UsageSink::start(store.clone());
@@ -271,6 +274,7 @@ fn spawn_housekeeping(state: AppState, every: Duration) -> JoinHandle<()> {
                 if let Err(e) = service::audit::purge(&state, chrono::Utc::now()).await {
                     tracing::warn!(error = ?e, "audit retention purge failed");
                 }
+                webhook_retention(&state).await;
             }
             if let Err(e) = state.keys.flush_last_used(&state.store).await {
                 tracing::warn!(error = %e, "could not record API key last-use times");
@@ -293,6 +297,26 @@ fn spawn_housekeeping(state: AppState, every: Duration) -> JoinHandle<()> {
             }
         }
     })
+}
+
+/// Partitions for the coming months, expired events (whole partitions on PostgreSQL),
+/// and message ids past the replay window.
+async fn webhook_retention(state: &AppState) {
+    use cairn_store::webhook_partitions::{ensure_webhook_partitions, expire_webhook_events};
+    let now = chrono::Utc::now();
+    let cfg = state.config.store_config();
+    if let Err(e) = ensure_webhook_partitions(&cfg, now, 2).await {
+        tracing::warn!(error = %e, "could not create webhook event partitions");
+    }
+    let before = now - chrono::Duration::days(service::webhooks::RETENTION_DAYS);
+    match expire_webhook_events(&state.store, &cfg, before).await {
+        Ok(done) => tracing::info!(?done, "webhook event retention"),
+        Err(e) => tracing::warn!(error = %e, "webhook event retention failed"),
+    }
+    // Ids are kept as long as events: schemes without a timestamp (GitHub's) rely on them alone.
+    if let Err(e) = state.store.purge_webhook_seen(before).await {
+        tracing::warn!(error = %e, "could not forget old webhook message ids");
+    }
 }
 
 /// Scheduled data-key rotation: tenants whose active key is older than `days`.

@@ -60,6 +60,16 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
         column: "text_sealed",
         key: "row_key",
     },
+    SealedColumn {
+        table: "webhook_sources",
+        column: "secret",
+        key: "id",
+    },
+    SealedColumn {
+        table: "webhook_sources",
+        column: "previous_secret",
+        key: "id",
+    },
 ];
 
 /// Bytes 7..23 of an envelope (1-based 8, 16 long) are the id of its data key.

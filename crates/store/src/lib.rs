@@ -36,6 +36,8 @@ pub mod tenants;
 mod types;
 pub mod usage;
 pub mod users;
+pub mod webhook_partitions;
+pub mod webhooks;
 
 pub use error::StoreError;
 pub use pool::{Backend, Store, StoreConfig};

@@ -11,6 +11,7 @@ mod oauth_apps;
 mod tenants;
 mod usage;
 mod users;
+mod webhooks;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -83,9 +84,18 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/users", post(users::create).get(users::list))
         .route("/users/{id}", get(users::show))
         .route("/users/{id}/tenants", get(users::tenants))
-        .route("/operator/tokens", post(users::create_operator_token));
+        .route("/operator/tokens", post(users::create_operator_token))
+        .route(
+            "/tenants/{slug}/webhook-sources",
+            post(webhooks::create).get(webhooks::index),
+        )
+        .route(
+            "/tenants/{slug}/webhook-sources/{name}",
+            axum::routing::delete(webhooks::delete),
+        );
     Router::new()
         .nest("/api/v1", api)
+        .route("/hooks/{tenant}/{source}", post(webhooks::receive))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .fallback(not_found)

@@ -25,6 +25,8 @@ struct TestEnv {
     pg_bin: Option<String>,
     /// Base URL of `scripts/embed-server` (an OpenAI-compatible embeddings server).
     embed_url: Option<String>,
+    /// A python3 with the official `standardwebhooks` library (scripts/test makes one).
+    python: Option<String>,
 }
 
 fn test_env() -> TestEnv {
@@ -45,6 +47,16 @@ pub fn backend() -> Backend {
 
 /// The loopback embeddings server (`CAIRN_TEST_EMBED_URL`). Never skipped: a run
 /// without it is a failed run.
+/// A python3 that can import `standardwebhooks`; fails loudly when absent.
+pub fn python() -> String {
+    test_env().python.unwrap_or_else(|| {
+        panic!(
+            "CAIRN_TEST_PYTHON is not set: point it at a python3 with `pip install standardwebhooks==1.1.0` \
+             (scripts/test makes one under $CAIRN_TOOLS_DIR/sw-venv)"
+        )
+    })
+}
+
 pub fn embed_url() -> String {
     test_env().embed_url.unwrap_or_else(|| {
         panic!(

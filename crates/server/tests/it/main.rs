@@ -33,3 +33,4 @@ mod rotation;
 mod rotation_drill;
 mod tenants;
 mod users;
+mod webhooks;

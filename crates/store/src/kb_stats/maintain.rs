@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor};
 
 use super::hnsw_index_name;
@@ -63,7 +63,6 @@ pub async fn kb_maintain(cfg: &StoreConfig, reindex: &[usize]) -> Result<Maintai
         Backend::Sqlite => {
             let opts = SqliteConnectOptions::from_str(&cfg.url)
                 .map_err(|e| StoreError::Config(format!("invalid SQLite URL: {e}")))?
-                .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_secs(30));
             let mut conn = opts.connect().await?;
             let started = Instant::now();

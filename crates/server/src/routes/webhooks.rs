@@ -1,0 +1,53 @@
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use cairn_store::webhooks::WebhookSource;
+
+use super::Created;
+use crate::auth::TenantAdminCtx;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, RequestMeta};
+use crate::service::webhooks::{self, CreateSource, CreatedSource, Received};
+use crate::service::List;
+use crate::state::AppState;
+
+/// A delivery from a sender: no credentials but its signature.
+pub async fn receive(
+    State(app): State<AppState>,
+    meta: RequestMeta,
+    ApiPath((slug, source)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Received>, ApiError> {
+    let ctx = webhooks::sender(&app, meta);
+    webhooks::receive(&ctx, &slug, &source, &headers, &body).await.map(Json)
+}
+
+pub async fn create(
+    TenantAdminCtx(ctx): TenantAdminCtx,
+    ApiPath(slug): ApiPath<String>,
+    ApiJson(body): ApiJson<CreateSource>,
+) -> Result<Created<CreatedSource>, ApiError> {
+    webhooks::create_source(&ctx, &slug, body).await.map(Created)
+}
+
+pub async fn index(
+    TenantAdminCtx(ctx): TenantAdminCtx,
+    ApiPath(slug): ApiPath<String>,
+) -> Result<Json<List<WebhookSource>>, ApiError> {
+    let data = webhooks::list_sources(&ctx, &slug).await?;
+    Ok(Json(List {
+        data,
+        next_cursor: None,
+    }))
+}
+
+pub async fn delete(
+    TenantAdminCtx(ctx): TenantAdminCtx,
+    ApiPath((slug, name)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    webhooks::delete_source(&ctx, &slug, &name)
+        .await
+        .map(|()| StatusCode::NO_CONTENT)
+}

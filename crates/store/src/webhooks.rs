@@ -1,0 +1,231 @@
+//! Inbound webhooks: a tenant's named sources (scheme + sealed secrets, which this module
+//! never opens), the verified events, and the message ids seen recently. An event and its
+//! message id are recorded in one transaction, so a replay is refused atomically.
+
+use cairn_core::ids::{TenantId, WebhookEventId, WebhookSourceId};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::error::is_unique_violation;
+use crate::types::{DbTime, DbUuid};
+use crate::{Store, StoreError};
+
+#[derive(Clone, Serialize)]
+pub struct WebhookSource {
+    pub id: WebhookSourceId,
+    pub name: String,
+    /// The verification scheme, JSON (interpreted by the server).
+    pub scheme: String,
+    #[serde(skip)]
+    pub secret: Vec<u8>,
+    #[serde(skip)]
+    pub previous_secret: Option<Vec<u8>>,
+    pub previous_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for WebhookSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSource")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("scheme", &self.scheme)
+            .field("secret", &"<sealed>")
+            .finish()
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SourceRow {
+    id: String,
+    name: String,
+    scheme: String,
+    secret: Vec<u8>,
+    previous_secret: Option<Vec<u8>>,
+    previous_until: Option<DbTime>,
+    created_at: DbTime,
+}
+
+impl TryFrom<SourceRow> for WebhookSource {
+    type Error = StoreError;
+    fn try_from(r: SourceRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: r
+                .id
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("webhook_sources: bad id {}", r.id)))?,
+            name: r.name,
+            scheme: r.scheme,
+            secret: r.secret,
+            previous_secret: r.previous_secret,
+            previous_until: r.previous_until.map(|t| t.0),
+            created_at: r.created_at.0,
+        })
+    }
+}
+
+const SOURCE_COLUMNS: &str = "id, name, scheme, secret, previous_secret, previous_until, created_at";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredWebhookEvent {
+    pub id: String,
+    pub source_id: String,
+    pub message_id: Option<String>,
+    pub event_type: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub payload: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    id: String,
+    source_id: String,
+    message_id: Option<String>,
+    event_type: Option<String>,
+    received_at: DbTime,
+    payload: String,
+}
+
+/// A verified event to record.
+pub struct NewWebhookEvent<'a> {
+    pub source: WebhookSourceId,
+    pub message_id: Option<&'a str>,
+    pub event_type: Option<&'a str>,
+    pub payload: &'a str,
+    pub received_at: DateTime<Utc>,
+}
+
+impl Store {
+    pub async fn create_webhook_source(
+        &self,
+        tenant: TenantId,
+        id: WebhookSourceId,
+        name: &str,
+        scheme: &str,
+        sealed_secret: &[u8],
+    ) -> Result<WebhookSource, StoreError> {
+        let sql = format!(
+            "INSERT INTO webhook_sources (tenant_id, id, name, scheme, secret, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {SOURCE_COLUMNS}"
+        );
+        let mut tx = self.tenant_tx(tenant, true).await?;
+        let row: Result<SourceRow, sqlx::Error> = with_conn!(&mut tx.tx, conn => {
+            sqlx::query_as(&sql)
+                .bind(DbUuid(tenant.as_uuid())).bind(id.to_string()).bind(name).bind(scheme)
+                .bind(sealed_secret).bind(DbTime::now())
+                .fetch_one(conn).await
+        });
+        let row = row.map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!("a webhook source named {name} exists"))
+            } else {
+                e.into()
+            }
+        })?;
+        tx.commit().await?;
+        row.try_into()
+    }
+
+    pub async fn webhook_sources(&self, tenant: TenantId) -> Result<Vec<WebhookSource>, StoreError> {
+        let sql = format!("SELECT {SOURCE_COLUMNS} FROM webhook_sources WHERE tenant_id = $1 ORDER BY name");
+        let mut tx = self.tenant_tx(tenant, false).await?;
+        let rows: Vec<SourceRow> = with_conn!(&mut tx.tx, conn => {
+            sqlx::query_as(&sql).bind(DbUuid(tenant.as_uuid())).fetch_all(conn).await
+        })?;
+        tx.commit().await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    pub async fn webhook_source(&self, tenant: TenantId, name: &str) -> Result<Option<WebhookSource>, StoreError> {
+        let sql = format!("SELECT {SOURCE_COLUMNS} FROM webhook_sources WHERE tenant_id = $1 AND name = $2");
+        let mut tx = self.tenant_tx(tenant, false).await?;
+        let row: Option<SourceRow> = with_conn!(&mut tx.tx, conn => {
+            sqlx::query_as(&sql).bind(DbUuid(tenant.as_uuid())).bind(name).fetch_optional(conn).await
+        })?;
+        tx.commit().await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    /// Deletes a source (its recorded events stay until retention removes them).
+    pub async fn delete_webhook_source(&self, tenant: TenantId, name: &str) -> Result<bool, StoreError> {
+        let mut tx = self.tenant_tx(tenant, true).await?;
+        let n = with_conn!(&mut tx.tx, conn => {
+            sqlx::query("DELETE FROM webhook_sources WHERE tenant_id = $1 AND name = $2")
+                .bind(DbUuid(tenant.as_uuid())).bind(name).execute(conn).await.map(|r| r.rows_affected())
+        })?;
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Records a verified event. `None` when its message id was already seen from this
+    /// source (a replay): nothing is written then.
+    pub async fn record_webhook_event(
+        &self,
+        tenant: TenantId,
+        event: &NewWebhookEvent<'_>,
+    ) -> Result<Option<WebhookEventId>, StoreError> {
+        let t = DbUuid(tenant.as_uuid());
+        let at = DbTime::new(event.received_at);
+        let mut tx = self.tenant_tx(tenant, true).await?;
+        if let Some(msg) = event.message_id {
+            let fresh = with_conn!(&mut tx.tx, conn => {
+                sqlx::query(
+                    "INSERT INTO webhook_seen (tenant_id, source_id, message_id, seen_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (tenant_id, source_id, message_id) DO NOTHING",
+                )
+                .bind(t).bind(event.source.to_string()).bind(msg).bind(at)
+                .execute(conn).await.map(|r| r.rows_affected())
+            })?;
+            if fresh == 0 {
+                return Ok(None);
+            }
+        }
+        let id = WebhookEventId::new();
+        with_conn!(&mut tx.tx, conn => {
+            sqlx::query(
+                "INSERT INTO webhook_events (tenant_id, received_at, id, source_id, message_id, event_type, payload) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(t).bind(at).bind(id.to_string()).bind(event.source.to_string())
+            .bind(event.message_id).bind(event.event_type).bind(event.payload)
+            .execute(conn).await.map(|r| r.rows_affected())
+        })?;
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+
+    /// A tenant's recorded events, newest first (across partitions on PostgreSQL).
+    pub async fn webhook_events(&self, tenant: TenantId, limit: i64) -> Result<Vec<StoredWebhookEvent>, StoreError> {
+        let mut tx = self.tenant_tx(tenant, false).await?;
+        let rows: Vec<EventRow> = with_conn!(&mut tx.tx, conn => {
+            sqlx::query_as(
+                "SELECT id, source_id, message_id, event_type, received_at, payload FROM webhook_events \
+                 WHERE tenant_id = $1 ORDER BY received_at DESC, id DESC LIMIT $2",
+            )
+            .bind(DbUuid(tenant.as_uuid())).bind(limit).fetch_all(conn).await
+        })?;
+        tx.commit().await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| StoredWebhookEvent {
+                id: r.id,
+                source_id: r.source_id,
+                message_id: r.message_id,
+                event_type: r.event_type,
+                received_at: r.received_at.0,
+                payload: r.payload,
+            })
+            .collect())
+    }
+
+    /// Forgets message ids seen before `before` (past the replay window).
+    pub async fn purge_webhook_seen(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tx = self.platform_tx(true).await?;
+        let n = with_conn!(&mut tx.tx, conn => {
+            sqlx::query("DELETE FROM webhook_seen WHERE seen_at < $1")
+                .bind(DbTime::new(before)).execute(conn).await.map(|r| r.rows_affected())
+        })?;
+        tx.commit().await?;
+        Ok(n)
+    }
+}
