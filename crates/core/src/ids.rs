@@ -127,6 +127,14 @@ prefixed_id!(
     /// A verified inbound webhook event.
     WebhookEventId, "whe"
 );
+prefixed_id!(
+    /// An outbound webhook endpoint of a tenant.
+    WebhookEndpointId, "whep"
+);
+prefixed_id!(
+    /// One event's delivery to one endpoint.
+    WebhookDeliveryId, "whd"
+);
 
 #[cfg(test)]
 mod tests {

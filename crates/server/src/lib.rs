@@ -24,6 +24,7 @@ pub mod service;
 pub mod state;
 pub mod telemetry;
 pub mod usage;
+pub mod webhooks_out;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -159,6 +160,7 @@ pub struct Server {
     usage_task: JoinHandle<()>,
     flusher: JoinHandle<()>,
     reencrypter: JoinHandle<()>,
+    webhook_worker: JoinHandle<()>,
     bootstrap_token: Option<IssuedToken>,
 }
 
@@ -186,12 +188,14 @@ impl Server {
         }
         let flusher = spawn_housekeeping(state.clone(), Duration::from_secs(30));
         let reencrypter = crypto::rotation::spawn_runner(state.clone());
+        let webhook_worker = webhooks_out::spawn_worker(state.clone());
         Ok(Self {
             state,
             audit_task,
             usage_task,
             flusher,
             reencrypter,
+            webhook_worker,
             bootstrap_token,
         })
     }
@@ -218,6 +222,7 @@ impl Server {
             usage_task,
             flusher,
             reencrypter,
+            webhook_worker,
             ..
         } = self;
         // Without TCP_NODELAY small responses wait on Nagle's algorithm (~40 ms).
@@ -231,6 +236,8 @@ impl Server {
         flusher.abort();
         // A job cut off here resumes where it stopped (its progress is in the database).
         reencrypter.abort();
+        // A delivery cut off mid-send is retried when its lease expires.
+        webhook_worker.abort();
         if let Err(e) = state.keys.flush_last_used(&state.store).await {
             tracing::warn!(error = %e, "could not record API key last-use times at shutdown");
         }

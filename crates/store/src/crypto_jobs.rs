@@ -70,6 +70,11 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
         column: "previous_secret",
         key: "id",
     },
+    SealedColumn {
+        table: "webhook_endpoints",
+        column: "secret",
+        key: "id",
+    },
 ];
 
 /// Bytes 7..23 of an envelope (1-based 8, 16 long) are the id of its data key.

@@ -36,6 +36,7 @@ pub mod tenants;
 mod types;
 pub mod usage;
 pub mod users;
+pub mod webhook_endpoints;
 pub mod webhook_partitions;
 pub mod webhooks;
 

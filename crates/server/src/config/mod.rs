@@ -110,6 +110,8 @@ pub struct Config {
     pub mcp_allowed_hosts: Vec<String>,
     /// Knowledge base: embedder, document limits, chunking, index upkeep.
     pub kb: kb::KbConfig,
+    /// Outbound webhooks: retry schedule, disabling, timeouts, address policy.
+    pub webhooks: webhooks::WebhookConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +184,7 @@ impl Default for Config {
             redis_failure_mode: RedisFailureMode::FailOpen,
             mcp_allowed_hosts: Vec::new(),
             kb: kb::KbConfig::default(),
+            webhooks: webhooks::WebhookConfig::default(),
             idp_allow_http_loopback: false,
             upstream_allow_http_loopback: false,
             oauth_access_token_ttl_secs: 600,
@@ -299,6 +302,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.kb.validate().map_err(|e| invalid("kb", e))?;
+        self.webhooks.validate().map_err(|e| invalid("webhooks", e))?;
         let url = self.database_url();
         Backend::from_url(&url).map_err(|e| invalid("database_url", e.to_string()))?;
         if url.contains(":memory:") || url.contains("mode=memory") {
@@ -534,3 +538,4 @@ fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
 mod tests;
 
 pub mod kb;
+pub mod webhooks;

@@ -146,7 +146,7 @@ impl CimdFetcher {
 }
 
 /// Whether the fetcher may connect to `ip`: public unicast only (loopback too in tests).
-fn dialable(ip: IpAddr, allow_loopback: bool) -> bool {
+pub(crate) fn dialable(ip: IpAddr, allow_loopback: bool) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             let [a, b, ..] = v4.octets();
@@ -182,8 +182,8 @@ fn dialable(ip: IpAddr, allow_loopback: bool) -> bool {
     }
 }
 
-struct PublicOnly {
-    allow_loopback: bool,
+pub(crate) struct PublicOnly {
+    pub(crate) allow_loopback: bool,
 }
 
 impl Resolve for PublicOnly {

@@ -92,6 +92,22 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/tenants/{slug}/webhook-sources/{name}",
             axum::routing::delete(webhooks::delete),
+        )
+        .route(
+            "/tenants/{slug}/webhook-endpoints",
+            post(webhooks::endpoints::create).get(webhooks::endpoints::index),
+        )
+        .route(
+            "/tenants/{slug}/webhook-endpoints/{id}",
+            axum::routing::delete(webhooks::endpoints::delete),
+        )
+        .route(
+            "/tenants/{slug}/webhook-endpoints/{id}/deliveries",
+            get(webhooks::endpoints::deliveries),
+        )
+        .route(
+            "/tenants/{slug}/webhook-endpoints/{id}/deliveries/{delivery}/replay",
+            post(webhooks::endpoints::replay),
         );
     Router::new()
         .nest("/api/v1", api)

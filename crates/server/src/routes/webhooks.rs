@@ -51,3 +51,62 @@ pub async fn delete(
         .await
         .map(|()| StatusCode::NO_CONTENT)
 }
+
+pub mod endpoints {
+    use axum::http::StatusCode;
+    use axum::Json;
+    use cairn_store::webhook_endpoints::WebhookEndpoint;
+
+    use super::Created;
+    use crate::auth::TenantAdminCtx;
+    use crate::error::ApiError;
+    use crate::extract::{ApiJson, ApiPath};
+    use crate::service::webhook_endpoints::{self as svc, CreateEndpoint, CreatedEndpoint, DeliveryReport};
+    use crate::service::List;
+
+    pub async fn create(
+        TenantAdminCtx(ctx): TenantAdminCtx,
+        ApiPath(slug): ApiPath<String>,
+        ApiJson(body): ApiJson<CreateEndpoint>,
+    ) -> Result<Created<CreatedEndpoint>, ApiError> {
+        svc::create(&ctx, &slug, body).await.map(Created)
+    }
+
+    pub async fn index(
+        TenantAdminCtx(ctx): TenantAdminCtx,
+        ApiPath(slug): ApiPath<String>,
+    ) -> Result<Json<List<WebhookEndpoint>>, ApiError> {
+        let data = svc::list(&ctx, &slug).await?;
+        Ok(Json(List {
+            data,
+            next_cursor: None,
+        }))
+    }
+
+    pub async fn delete(
+        TenantAdminCtx(ctx): TenantAdminCtx,
+        ApiPath((slug, id)): ApiPath<(String, String)>,
+    ) -> Result<StatusCode, ApiError> {
+        svc::delete(&ctx, &slug, &id).await.map(|()| StatusCode::NO_CONTENT)
+    }
+
+    pub async fn deliveries(
+        TenantAdminCtx(ctx): TenantAdminCtx,
+        ApiPath((slug, id)): ApiPath<(String, String)>,
+    ) -> Result<Json<List<DeliveryReport>>, ApiError> {
+        let data = svc::deliveries(&ctx, &slug, &id).await?;
+        Ok(Json(List {
+            data,
+            next_cursor: None,
+        }))
+    }
+
+    pub async fn replay(
+        TenantAdminCtx(ctx): TenantAdminCtx,
+        ApiPath((slug, id, delivery)): ApiPath<(String, String, String)>,
+    ) -> Result<StatusCode, ApiError> {
+        svc::replay(&ctx, &slug, &id, &delivery)
+            .await
+            .map(|()| StatusCode::ACCEPTED)
+    }
+}

@@ -152,6 +152,8 @@ pub async fn rotate(ctx: &Ctx, slug: &str, id: &str, input: RotateKey) -> Result
         .target(key.id.to_string())
         .details(json!({ "public_id": key.public_id, "previous_valid_until": key.previous_expires_at }));
     ctx.audit(event).await;
+    let data = json!({ "key_id": key.id, "public_id": key.public_id, "previous_valid_until": key.previous_expires_at });
+    crate::webhooks_out::publish(&ctx.state, tenant.id, "key.rotated", data).await;
     Ok(IssuedKey { key, secret })
 }
 

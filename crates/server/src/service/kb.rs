@@ -196,6 +196,9 @@ pub async fn ingest_many_into(
                         .details(json!({ "kb": kb.name, "source_id": source_id, "outcome": done.outcome,
                             "chunks": done.chunks, "bytes": bytes }));
                     ctx.audit(event).await;
+                    let data = json!({ "kb": kb.name, "source_id": source_id, "document_id": done.document.id,
+                        "outcome": done.outcome, "chunks": done.chunks });
+                    crate::webhooks_out::publish(app, tenant.id, "kb.ingest.completed", data).await;
                 }
                 crate::usage::kb_event(app, tenant.id, ctx, "kb/ingest", &kb.name, started, bytes, done.chunks).await;
                 Ok(done)

@@ -13,6 +13,7 @@ pub mod operator_tokens;
 pub mod tenants;
 pub mod usage;
 pub mod users;
+pub mod webhook_endpoints;
 pub mod webhooks;
 
 use serde::{Deserialize, Serialize};

@@ -34,3 +34,4 @@ mod rotation_drill;
 mod tenants;
 mod users;
 mod webhooks;
+mod webhooks_out;
