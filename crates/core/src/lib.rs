@@ -1,5 +1,6 @@
 //! Pure types and logic shared by every Cairn crate. Nothing here performs I/O.
 
+pub mod alert;
 pub mod api_key;
 pub mod audit;
 pub mod crypto;

@@ -12,9 +12,26 @@ pub struct AuditSink(Batcher<AuditEvent>);
 
 impl AuditSink {
     pub fn start(store: Store) -> (Self, JoinHandle<()>) {
+        Self::start_with_alerts(store, None)
+    }
+
+    /// Also hands every written batch to the alert evaluator (never blocking: a full
+    /// queue skips alerting for that batch, the events themselves are stored).
+    pub fn start_with_alerts(
+        store: Store,
+        alerts: Option<tokio::sync::mpsc::Sender<Vec<AuditEvent>>>,
+    ) -> (Self, JoinHandle<()>) {
         let (batcher, task) = Batcher::start("audit", move |events: Vec<AuditEvent>| {
-            let store = store.clone();
-            async move { store.insert_audit_events(&events).await.map_err(|e| e.to_string()) }
+            let (store, alerts) = (store.clone(), alerts.clone());
+            async move {
+                store.insert_audit_events(&events).await.map_err(|e| e.to_string())?;
+                if let Some(tx) = alerts {
+                    if tx.try_send(events).is_err() {
+                        tracing::warn!("alert queue full: a batch of audit events was not evaluated");
+                    }
+                }
+                Ok(())
+            }
         });
         (Self(batcher), task)
     }

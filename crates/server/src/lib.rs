@@ -4,6 +4,7 @@
 //! bootstraps the first operator token and starts the audit writer; [`Server::serve`]
 //! serves on a listener until shutdown. Tests use exactly these on port 0.
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod batch;
@@ -174,7 +175,8 @@ impl Server {
         cairn_store::webhook_partitions::ensure_webhook_partitions(&config.store_config(), chrono::Utc::now(), 2)
             .await?;
         let bootstrap_token = operator_tokens::bootstrap(&store, &config.operator_token_path()).await?;
-        let (audit, audit_task) = AuditSink::start(store.clone());
+        let (alert_tx, alert_rx) = tokio::sync::mpsc::channel(alerts::QUEUE);
+        let (audit, audit_task) = AuditSink::start_with_alerts(store.clone(), Some(alert_tx));
         let (usage, usage_task) = usage::UsageSink::start(store.clone());
         let state = AppState::new(store, audit, usage, config).map_err(StartupError::Secrets)?;
         state.verify().await.map_err(StartupError::Secrets)?;
@@ -189,6 +191,8 @@ impl Server {
         let flusher = spawn_housekeeping(state.clone(), Duration::from_secs(30));
         let reencrypter = crypto::rotation::spawn_runner(state.clone());
         let webhook_worker = webhooks_out::spawn_worker(state.clone());
+        // Ends by itself when the audit sink (its only sender) is gone.
+        let _alerts = alerts::spawn_evaluator(state.clone(), alert_rx);
         Ok(Self {
             state,
             audit_task,

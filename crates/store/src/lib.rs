@@ -13,6 +13,7 @@
 #[macro_use]
 mod macros;
 
+pub mod alerts;
 pub mod api_keys;
 pub mod audit;
 pub mod audit_retention;

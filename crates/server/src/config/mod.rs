@@ -112,6 +112,8 @@ pub struct Config {
     pub kb: kb::KbConfig,
     /// Outbound webhooks: retry schedule, disabling, timeouts, address policy.
     pub webhooks: webhooks::WebhookConfig,
+    /// SMTP for alert e-mail; none: alerts go by webhook only.
+    pub smtp: Option<smtp::SmtpConfig>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,6 +187,7 @@ impl Default for Config {
             mcp_allowed_hosts: Vec::new(),
             kb: kb::KbConfig::default(),
             webhooks: webhooks::WebhookConfig::default(),
+            smtp: None,
             idp_allow_http_loopback: false,
             upstream_allow_http_loopback: false,
             oauth_access_token_ttl_secs: 600,
@@ -538,4 +541,5 @@ fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
 mod tests;
 
 pub mod kb;
+pub mod smtp;
 pub mod webhooks;

@@ -94,6 +94,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
             axum::routing::delete(webhooks::delete),
         )
         .route(
+            "/tenants/{slug}/alert-rules",
+            post(webhooks::alert_rules::create).get(webhooks::alert_rules::index),
+        )
+        .route(
+            "/tenants/{slug}/alert-rules/{name}",
+            axum::routing::delete(webhooks::alert_rules::delete),
+        )
+        .route(
             "/tenants/{slug}/webhook-endpoints",
             post(webhooks::endpoints::create).get(webhooks::endpoints::index),
         )

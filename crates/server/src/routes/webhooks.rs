@@ -110,3 +110,42 @@ pub mod endpoints {
             .map(|()| StatusCode::ACCEPTED)
     }
 }
+
+pub mod alert_rules {
+    use axum::http::StatusCode;
+    use axum::Json;
+    use cairn_store::alerts::AlertRule;
+
+    use super::Created;
+    use crate::auth::TenantAdminCtx;
+    use crate::error::ApiError;
+    use crate::extract::{ApiJson, ApiPath};
+    use crate::service::alert_rules::{self as svc, CreateRule};
+    use crate::service::List;
+
+    pub async fn create(
+        TenantAdminCtx(ctx): TenantAdminCtx,
+        ApiPath(slug): ApiPath<String>,
+        ApiJson(body): ApiJson<CreateRule>,
+    ) -> Result<Created<AlertRule>, ApiError> {
+        svc::create(&ctx, &slug, body).await.map(Created)
+    }
+
+    pub async fn index(
+        TenantAdminCtx(ctx): TenantAdminCtx,
+        ApiPath(slug): ApiPath<String>,
+    ) -> Result<Json<List<AlertRule>>, ApiError> {
+        let data = svc::list(&ctx, &slug).await?;
+        Ok(Json(List {
+            data,
+            next_cursor: None,
+        }))
+    }
+
+    pub async fn delete(
+        TenantAdminCtx(ctx): TenantAdminCtx,
+        ApiPath((slug, name)): ApiPath<(String, String)>,
+    ) -> Result<StatusCode, ApiError> {
+        svc::delete(&ctx, &slug, &name).await.map(|()| StatusCode::NO_CONTENT)
+    }
+}

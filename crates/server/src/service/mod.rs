@@ -1,6 +1,7 @@
 //! Operations shared by the REST API and the CLI: validate input, call the store, emit
 //! audit events. Handlers and CLI commands are thin wrappers around these.
 
+pub mod alert_rules;
 pub mod api_keys;
 pub mod audit;
 pub mod credentials;

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod alerts;
 mod api_errors;
 mod audit;
 mod audit_chain;

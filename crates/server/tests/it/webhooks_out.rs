@@ -15,12 +15,12 @@ use crate::kb::ingest;
 
 /// What the receiver got, and the status it answers with.
 #[derive(Clone, Default)]
-struct Receiver {
-    got: Arc<Mutex<Vec<(HeaderMap, String, Instant)>>>,
-    status: Arc<Mutex<u16>>,
+pub struct Receiver {
+    pub got: Arc<Mutex<Vec<(HeaderMap, String, Instant)>>>,
+    pub status: Arc<Mutex<u16>>,
 }
 
-async fn receiver(status: u16) -> (Receiver, String) {
+pub async fn receiver(status: u16) -> (Receiver, String) {
     let r = Receiver::default();
     *r.status.lock().unwrap() = status;
     let state = r.clone();
@@ -63,7 +63,7 @@ async fn app_with(schedule: Vec<u64>, disable_after_secs: u64) -> TestApp {
     app
 }
 
-fn python_verifies(secret: &str, headers: &HeaderMap, body: &str) -> Value {
+pub fn python_verifies(secret: &str, headers: &HeaderMap, body: &str) -> Value {
     let script = "import sys, json\nfrom standardwebhooks.webhooks import Webhook\n\
 secret, wid, ts, sig = sys.argv[1:5]\nbody = sys.stdin.read()\n\
 print(json.dumps(Webhook(secret).verify(body, {'webhook-id': wid, 'webhook-timestamp': ts, 'webhook-signature': sig})))\n";

@@ -1,0 +1,135 @@
+//! Alerting: every audit batch written is handed to an evaluator (one task per server).
+//! For each event, the tenant's rules whose pattern matches count the matching events in
+//! their window (per source IP or actor when grouped); at the threshold the rule fires —
+//! once per cool-down per group, the rest counted as suppressed — and the alert goes out
+//! as a signed webhook (`alert.fired` to the tenant's subscribed endpoints) and as an
+//! e-mail rendered from a template. Alerts are audited (`alert.fired`), and events named
+//! `alert.*` never trigger rules (no loops).
+
+use cairn_core::alert::GroupBy;
+use cairn_core::audit::{Actor, AuditEvent, Outcome};
+use cairn_store::alerts::{AlertRule, FireDecision};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::state::AppState;
+
+pub mod email;
+
+/// Audit batches waiting for evaluation; alerting never slows the audit writer: a full
+/// queue drops the batch for alerting (logged), the events themselves are stored.
+pub const QUEUE: usize = 256;
+
+/// The alert the templates and the webhook see.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Fired {
+    pub tenant: String,
+    pub rule: String,
+    pub severity: &'static str,
+    pub action: String,
+    pub count: i64,
+    pub threshold: i64,
+    pub window_secs: i64,
+    pub group: Option<String>,
+    pub suppressed_since_last: i64,
+    pub fired_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub fn spawn_evaluator(state: AppState, mut rx: mpsc::Receiver<Vec<AuditEvent>>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(batch) = rx.recv().await {
+            for event in batch {
+                if let Err(e) = evaluate(&state, &event).await {
+                    tracing::warn!(error = %e, action = event.action, "alert evaluation failed");
+                }
+            }
+        }
+    })
+}
+
+fn group_of(rule: &AlertRule, event: &AuditEvent) -> Option<String> {
+    match rule.group_by {
+        GroupBy::None => None,
+        GroupBy::SourceIp => Some(event.source_ip.clone().unwrap_or_default()),
+        GroupBy::Actor => Some(format!(
+            "{}:{}",
+            event.actor.kind(),
+            event.actor.id().unwrap_or_default()
+        )),
+    }
+}
+
+/// Rules of the event's tenant that it could trigger.
+async fn evaluate(state: &AppState, event: &AuditEvent) -> Result<(), String> {
+    let Some(tenant) = event.tenant else { return Ok(()) };
+    if event.action.starts_with("alert.") {
+        return Ok(());
+    }
+    let rules = state.store.alert_rules(tenant).await.map_err(|e| e.to_string())?;
+    for rule in rules.iter().filter(|r| r.action.matches(event.action)) {
+        if rule.outcome.as_deref().is_some_and(|o| o != event.outcome.as_str()) {
+            continue;
+        }
+        let group = group_of(rule, event);
+        let now = chrono::Utc::now();
+        let at = event.occurred_at;
+        let since = at - chrono::Duration::seconds(rule.window_secs);
+        let count = state
+            .store
+            .count_for_alert(tenant, rule, since, at, group.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
+        if count < rule.threshold {
+            continue;
+        }
+        let decision = state
+            .store
+            .decide_alert(tenant, rule, group.as_deref().unwrap_or(""), now)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let FireDecision::Fire { suppressed } = decision {
+            let slug = state
+                .store
+                .get_tenant_by_id(tenant)
+                .await
+                .map(|t| t.slug.as_str().to_owned())
+                .unwrap_or_default();
+            let fired = Fired {
+                tenant: slug,
+                rule: rule.name.clone(),
+                severity: rule.severity.as_str(),
+                action: event.action.to_owned(),
+                count,
+                threshold: rule.threshold,
+                window_secs: rule.window_secs,
+                group,
+                suppressed_since_last: suppressed,
+                fired_at: now,
+            };
+            deliver(state, tenant, rule, &fired).await;
+        }
+    }
+    Ok(())
+}
+
+async fn deliver(state: &AppState, tenant: cairn_core::ids::TenantId, rule: &AlertRule, fired: &Fired) {
+    let data = serde_json::to_value(fired).unwrap_or_default();
+    if rule.webhook {
+        crate::webhooks_out::publish(state, tenant, "alert.fired", data.clone()).await;
+    }
+    let mut emailed = None;
+    if let Some(to) = &rule.email_to {
+        emailed = Some(match email::send_alert(&state.config, to, fired).await {
+            Ok(()) => "sent".to_owned(),
+            Err(e) => {
+                tracing::warn!(rule = %rule.name, error = %e, "alert e-mail failed");
+                format!("failed: {e}")
+            }
+        });
+    }
+    let event = AuditEvent::new(Actor::System, "alert.fired", Outcome::Success)
+        .tenant(tenant)
+        .target(rule.id.clone())
+        .details(json!({ "alert": data, "email": emailed, "webhook": rule.webhook }));
+    state.audit.emit(event).await;
+}

@@ -1,0 +1,121 @@
+//! Alert rules of a tenant: counts of audit events over a window (see `crate::alerts`).
+
+use cairn_core::alert::{check_numbers, ActionPattern, GroupBy, Severity};
+use cairn_core::audit::Outcome;
+use cairn_store::alerts::AlertRule;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::{ApiError, Code};
+use crate::state::Ctx;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRule {
+    pub name: String,
+    /// `auth.failed`, `api_key.*`, `*`.
+    pub action: String,
+    pub outcome: Option<String>,
+    pub threshold: i64,
+    pub window_secs: i64,
+    #[serde(default = "none")]
+    pub group_by: String,
+    #[serde(default)]
+    pub cooldown_secs: i64,
+    #[serde(default = "warning")]
+    pub severity: String,
+    /// Send the alert by e-mail to this address (needs `[smtp]`).
+    pub email_to: Option<String>,
+    /// Send `alert.fired` to the tenant's webhook endpoints subscribed to it.
+    #[serde(default = "yes")]
+    pub webhook: bool,
+}
+
+fn none() -> String {
+    "none".into()
+}
+fn warning() -> String {
+    "warning".into()
+}
+fn yes() -> bool {
+    true
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError {
+        code: Code::InvalidField,
+        message: message.into(),
+        field: Some(field),
+    }
+}
+
+pub async fn create(ctx: &Ctx, slug: &str, input: CreateRule) -> Result<AlertRule, ApiError> {
+    let ok_name = (1..=64).contains(&input.name.len())
+        && input
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !ok_name {
+        return Err(invalid("name", "name: 1 to 64 lowercase letters, digits, '-' or '_'"));
+    }
+    let action = ActionPattern::parse(&input.action)?;
+    check_numbers(input.threshold, input.window_secs, input.cooldown_secs)?;
+    let group_by =
+        GroupBy::parse(&input.group_by).ok_or_else(|| invalid("group_by", "group_by: none, source_ip or actor"))?;
+    let severity =
+        Severity::parse(&input.severity).ok_or_else(|| invalid("severity", "severity: info, warning or critical"))?;
+    if let Some(o) = &input.outcome {
+        if !["success", "failure", "denied"].contains(&o.as_str()) {
+            return Err(invalid("outcome", "outcome: success, failure or denied"));
+        }
+    }
+    if let Some(to) = &input.email_to {
+        if to.parse::<lettre::Address>().is_err() {
+            return Err(invalid("email_to", "email_to: an e-mail address"));
+        }
+    }
+    let tenant = super::tenants::resolve(ctx, slug).await?;
+    let rule = AlertRule {
+        id: format!("alr_{}", uuid::Uuid::now_v7().simple()),
+        name: input.name,
+        action,
+        outcome: input.outcome,
+        threshold: input.threshold,
+        window_secs: input.window_secs,
+        group_by,
+        cooldown_secs: input.cooldown_secs,
+        severity,
+        email_to: input.email_to,
+        webhook: input.webhook,
+        created_at: chrono::Utc::now(),
+    };
+    let rule = ctx.store().create_alert_rule(tenant.id, &rule).await?;
+    let event = ctx
+        .event("alert_rule.created", Outcome::Success)
+        .tenant(tenant.id)
+        .target(rule.id.clone())
+        .details(
+            json!({ "name": rule.name, "action": rule.action, "threshold": rule.threshold,
+            "window_secs": rule.window_secs }),
+        );
+    ctx.audit(event).await;
+    Ok(rule)
+}
+
+pub async fn list(ctx: &Ctx, slug: &str) -> Result<Vec<AlertRule>, ApiError> {
+    let tenant = super::tenants::resolve(ctx, slug).await?;
+    Ok(ctx.store().alert_rules(tenant.id).await?)
+}
+
+pub async fn delete(ctx: &Ctx, slug: &str, name: &str) -> Result<(), ApiError> {
+    let tenant = super::tenants::resolve(ctx, slug).await?;
+    if !ctx.store().delete_alert_rule(tenant.id, name).await? {
+        return Err(ApiError::new(Code::NotFound, "no such alert rule"));
+    }
+    let event = ctx
+        .event("alert_rule.deleted", Outcome::Success)
+        .tenant(tenant.id)
+        .details(json!({ "name": name }));
+    ctx.audit(event).await;
+    Ok(())
+}

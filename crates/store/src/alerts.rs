@@ -1,0 +1,220 @@
+//! Alert rules, the audit counts they watch, and their fire/suppress state. Firing is a
+//! conditional update of the rule's state row, so concurrent evaluators (replicas) fire a
+//! rule once per cool-down and count the rest as suppressed.
+
+use cairn_core::alert::{ActionPattern, GroupBy, Severity};
+use cairn_core::ids::TenantId;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::error::is_unique_violation;
+use crate::types::{DbTime, DbUuid};
+use crate::{Store, StoreError};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertRule {
+    pub id: String,
+    pub name: String,
+    pub action: ActionPattern,
+    /// Only events with this outcome count (`success`, `failure`, `denied`), if set.
+    pub outcome: Option<String>,
+    pub threshold: i64,
+    pub window_secs: i64,
+    pub group_by: GroupBy,
+    pub cooldown_secs: i64,
+    pub severity: Severity,
+    pub email_to: Option<String>,
+    pub webhook: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct RuleRow {
+    id: String,
+    name: String,
+    action: String,
+    outcome: Option<String>,
+    threshold: i64,
+    window_secs: i64,
+    group_by: String,
+    cooldown_secs: i64,
+    severity: String,
+    email_to: Option<String>,
+    webhook: bool,
+    created_at: DbTime,
+}
+
+impl TryFrom<RuleRow> for AlertRule {
+    type Error = StoreError;
+    fn try_from(r: RuleRow) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("alert_rules: bad {what}"));
+        Ok(Self {
+            action: ActionPattern::parse(&r.action).map_err(|_| corrupt("action"))?,
+            group_by: GroupBy::parse(&r.group_by).ok_or_else(|| corrupt("group_by"))?,
+            severity: Severity::parse(&r.severity).ok_or_else(|| corrupt("severity"))?,
+            id: r.id,
+            name: r.name,
+            outcome: r.outcome,
+            threshold: r.threshold,
+            window_secs: r.window_secs,
+            cooldown_secs: r.cooldown_secs,
+            email_to: r.email_to,
+            webhook: r.webhook,
+            created_at: r.created_at.0,
+        })
+    }
+}
+
+const RULE_COLUMNS: &str = "id, name, action, outcome, threshold, window_secs, group_by, cooldown_secs, severity, \
+                            email_to, webhook, created_at";
+
+/// What an evaluation decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FireDecision {
+    /// Fire now; `suppressed` alerts were held back by the cool-down since the last one.
+    Fire { suppressed: i64 },
+    /// Within the cool-down: counted as suppressed.
+    Suppressed,
+}
+
+impl Store {
+    pub async fn create_alert_rule(&self, tenant: TenantId, rule: &AlertRule) -> Result<AlertRule, StoreError> {
+        let sql = format!(
+            "INSERT INTO alert_rules ({RULE_COLUMNS}, tenant_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+             $12, $13) RETURNING {RULE_COLUMNS}"
+        );
+        let mut tx = self.tenant_tx(tenant, true).await?;
+        let row: Result<RuleRow, sqlx::Error> = with_conn!(&mut tx.tx, conn => {
+            sqlx::query_as(&sql)
+                .bind(&rule.id).bind(&rule.name).bind(rule.action.as_str()).bind(rule.outcome.as_deref())
+                .bind(rule.threshold).bind(rule.window_secs).bind(rule.group_by.as_str()).bind(rule.cooldown_secs)
+                .bind(rule.severity.as_str()).bind(rule.email_to.as_deref()).bind(rule.webhook)
+                .bind(DbTime::new(rule.created_at)).bind(DbUuid(tenant.as_uuid()))
+                .fetch_one(conn).await
+        });
+        let row = row.map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!("an alert rule named {} exists", rule.name))
+            } else {
+                e.into()
+            }
+        })?;
+        tx.commit().await?;
+        row.try_into()
+    }
+
+    pub async fn alert_rules(&self, tenant: TenantId) -> Result<Vec<AlertRule>, StoreError> {
+        let sql = format!("SELECT {RULE_COLUMNS} FROM alert_rules WHERE tenant_id = $1 ORDER BY name");
+        let mut tx = self.tenant_tx(tenant, false).await?;
+        let rows: Vec<RuleRow> = with_conn!(&mut tx.tx, conn => {
+            sqlx::query_as(&sql).bind(DbUuid(tenant.as_uuid())).fetch_all(conn).await
+        })?;
+        tx.commit().await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    pub async fn delete_alert_rule(&self, tenant: TenantId, name: &str) -> Result<bool, StoreError> {
+        let mut tx = self.tenant_tx(tenant, true).await?;
+        let n = with_conn!(&mut tx.tx, conn => {
+            sqlx::query("DELETE FROM alert_rules WHERE tenant_id = $1 AND name = $2")
+                .bind(DbUuid(tenant.as_uuid())).bind(name).execute(conn).await.map(|r| r.rows_affected())
+        })?;
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Audit events of `tenant` matching the rule in [`since`, `until`], in `group`. The
+    /// window ends at the event being evaluated, so the count does not depend on how many
+    /// later events the writer happened to store already.
+    pub async fn count_for_alert(
+        &self,
+        tenant: TenantId,
+        rule: &AlertRule,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        group: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        let group_sql = match (rule.group_by, group) {
+            (GroupBy::SourceIp, Some(_)) => " AND source_ip = $5",
+            (GroupBy::Actor, Some(_)) => " AND actor_kind || ':' || COALESCE(actor_id, '') = $5",
+            _ => " AND $5 IS NULL",
+        };
+        let sql = format!(
+            "SELECT count(*) FROM audit_events WHERE tenant_id = $1 AND occurred_at >= $2 AND occurred_at <= $6 \
+             AND action LIKE $3 ESCAPE '\\' AND ($4 IS NULL OR outcome = $4){group_sql}"
+        );
+        let mut tx = self.tenant_tx(tenant, false).await?;
+        let n: i64 = with_conn!(&mut tx.tx, conn => {
+            sqlx::query_scalar(&sql)
+                .bind(DbUuid(tenant.as_uuid())).bind(DbTime::new(since)).bind(rule.action.like())
+                .bind(rule.outcome.as_deref()).bind(group).bind(DbTime::new(until))
+                .fetch_one(conn).await
+        })?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Fires the rule for `group_key` unless it fired within the cool-down; then counts
+    /// this one as suppressed. Atomic per (rule, group), across replicas.
+    pub async fn decide_alert(
+        &self,
+        tenant: TenantId,
+        rule: &AlertRule,
+        group_key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<FireDecision, StoreError> {
+        let t = DbUuid(tenant.as_uuid());
+        let cutoff = DbTime::new(now - chrono::Duration::seconds(rule.cooldown_secs));
+        let mut tx = self.tenant_tx(tenant, true).await?;
+        // The state row is locked (PostgreSQL; SQLite's write transaction is exclusive) so
+        // the read-then-decide below is one step for every concurrent evaluator.
+        let lock = match &tx.tx {
+            crate::scope::Tx::Postgres(_) => " FOR UPDATE",
+            crate::scope::Tx::Sqlite(_) => "",
+        };
+        let decision = with_conn!(&mut tx.tx, conn => {
+            sqlx::query(
+                "INSERT INTO alert_state (tenant_id, rule_id, group_key, last_fired_at, suppressed) \
+                 VALUES ($1, $2, $3, NULL, 0) ON CONFLICT (tenant_id, rule_id, group_key) DO NOTHING",
+            )
+            .bind(t).bind(&rule.id).bind(group_key).execute(&mut *conn).await?;
+            let sql = format!(
+                "SELECT last_fired_at, suppressed FROM alert_state \
+                 WHERE tenant_id = $1 AND rule_id = $2 AND group_key = $3{lock}"
+            );
+            let (last, suppressed): (Option<DbTime>, i64) = sqlx::query_as(&sql)
+                .bind(t).bind(&rule.id).bind(group_key).fetch_one(&mut *conn).await?;
+            if last.is_none_or(|l| l.0 <= cutoff.0) {
+                sqlx::query(
+                    "UPDATE alert_state SET last_fired_at = $4, suppressed = 0 \
+                     WHERE tenant_id = $1 AND rule_id = $2 AND group_key = $3",
+                )
+                .bind(t).bind(&rule.id).bind(group_key).bind(DbTime::new(now)).execute(&mut *conn).await?;
+                FireDecision::Fire { suppressed }
+            } else {
+                sqlx::query(
+                    "UPDATE alert_state SET suppressed = suppressed + 1 \
+                     WHERE tenant_id = $1 AND rule_id = $2 AND group_key = $3",
+                )
+                .bind(t).bind(&rule.id).bind(group_key).execute(&mut *conn).await?;
+                FireDecision::Suppressed
+            }
+        });
+        tx.commit().await?;
+        Ok(decision)
+    }
+
+    /// Alerts a rule's cool-down is currently holding back, per group.
+    pub async fn suppressed_alerts(&self, tenant: TenantId, rule_id: &str) -> Result<i64, StoreError> {
+        let mut tx = self.tenant_tx(tenant, false).await?;
+        // sum() of a bigint is numeric on PostgreSQL: cast back.
+        let n: Option<i64> = with_conn!(&mut tx.tx, conn => {
+            sqlx::query_scalar(
+                "SELECT CAST(COALESCE(sum(suppressed), 0) AS BIGINT) FROM alert_state WHERE tenant_id = $1 AND rule_id = $2",
+            )
+                .bind(DbUuid(tenant.as_uuid())).bind(rule_id).fetch_one(conn).await
+        })?;
+        tx.commit().await?;
+        Ok(n.unwrap_or(0))
+    }
+}
