@@ -126,6 +126,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
+/// A complete list in the API's list shape (no further page).
+pub(super) fn unpaged<T>(data: Vec<T>) -> axum::Json<crate::service::List<T>> {
+    axum::Json(crate::service::List {
+        data,
+        next_cursor: None,
+    })
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found()
 }

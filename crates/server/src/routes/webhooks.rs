@@ -36,11 +36,7 @@ pub async fn index(
     TenantAdminCtx(ctx): TenantAdminCtx,
     ApiPath(slug): ApiPath<String>,
 ) -> Result<Json<List<WebhookSource>>, ApiError> {
-    let data = webhooks::list_sources(&ctx, &slug).await?;
-    Ok(Json(List {
-        data,
-        next_cursor: None,
-    }))
+    webhooks::list_sources(&ctx, &slug).await.map(super::unpaged)
 }
 
 pub async fn delete(
@@ -76,11 +72,7 @@ pub mod endpoints {
         TenantAdminCtx(ctx): TenantAdminCtx,
         ApiPath(slug): ApiPath<String>,
     ) -> Result<Json<List<WebhookEndpoint>>, ApiError> {
-        let data = svc::list(&ctx, &slug).await?;
-        Ok(Json(List {
-            data,
-            next_cursor: None,
-        }))
+        svc::list(&ctx, &slug).await.map(super::super::unpaged)
     }
 
     pub async fn delete(
@@ -94,11 +86,7 @@ pub mod endpoints {
         TenantAdminCtx(ctx): TenantAdminCtx,
         ApiPath((slug, id)): ApiPath<(String, String)>,
     ) -> Result<Json<List<DeliveryReport>>, ApiError> {
-        let data = svc::deliveries(&ctx, &slug, &id).await?;
-        Ok(Json(List {
-            data,
-            next_cursor: None,
-        }))
+        svc::deliveries(&ctx, &slug, &id).await.map(super::super::unpaged)
     }
 
     pub async fn replay(
@@ -135,11 +123,7 @@ pub mod alert_rules {
         TenantAdminCtx(ctx): TenantAdminCtx,
         ApiPath(slug): ApiPath<String>,
     ) -> Result<Json<List<AlertRule>>, ApiError> {
-        let data = svc::list(&ctx, &slug).await?;
-        Ok(Json(List {
-            data,
-            next_cursor: None,
-        }))
+        svc::list(&ctx, &slug).await.map(super::super::unpaged)
     }
 
     pub async fn delete(
