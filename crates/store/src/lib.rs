@@ -15,6 +15,7 @@ mod macros;
 
 pub mod api_keys;
 pub mod audit;
+pub mod audit_query;
 pub mod connected_accounts;
 pub mod crypto_jobs;
 pub mod data_keys;

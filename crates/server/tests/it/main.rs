@@ -8,6 +8,7 @@ mod common;
 mod api_errors;
 mod audit;
 mod audit_chain;
+mod audit_query;
 mod cli;
 mod connections;
 mod encryption;
