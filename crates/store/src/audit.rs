@@ -34,7 +34,7 @@ pub struct StoredAuditEvent {
 }
 
 #[derive(sqlx::FromRow)]
-struct AuditRow {
+pub(crate) struct AuditRow {
     id: DbUuid,
     occurred_at: DbTime,
     actor_kind: String,
@@ -49,7 +49,7 @@ struct AuditRow {
 }
 
 impl AuditRow {
-    fn into_event(self, tenant_id: Option<TenantId>) -> StoredAuditEvent {
+    pub(crate) fn into_event(self, tenant_id: Option<TenantId>) -> StoredAuditEvent {
         StoredAuditEvent {
             id: AuditEventId::from_uuid(self.id.0),
             tenant_id,
@@ -67,7 +67,7 @@ impl AuditRow {
     }
 }
 
-const COMMON: &str =
+pub(crate) const COMMON: &str =
     "id, occurred_at, actor_kind, actor_id, action, target, outcome, request_id, source_ip, user_agent, details";
 
 impl Store {

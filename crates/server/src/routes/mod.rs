@@ -1,5 +1,6 @@
 //! HTTP routes. Handlers only extract, call one service function and wrap the result.
 
+mod audit;
 mod credentials;
 mod encryption;
 mod health;
@@ -44,6 +45,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/tenants/{slug}/keys/{id}", get(keys::show).delete(keys::revoke))
         .route("/tenants/{slug}/keys/{id}/rotate", post(keys::rotate))
         .route("/tenants/{slug}/usage", get(usage::report))
+        .route("/tenants/{slug}/audit", get(audit::list))
+        .route("/tenants/{slug}/audit/export", get(audit::export))
+        .route("/audit", get(audit::platform_list))
+        .route("/audit/export", get(audit::platform_export))
         .route(
             "/tenants/{slug}/identity-provider",
             get(idp::show).put(idp::put).delete(idp::delete),

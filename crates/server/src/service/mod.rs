@@ -4,6 +4,7 @@
 pub mod alert_rules;
 pub mod api_keys;
 pub mod audit;
+pub mod audit_query;
 pub mod credentials;
 pub mod encryption;
 pub mod idp;

@@ -17,22 +17,22 @@ use serde_json::{json, Value};
 use crate::common::{s, TestApp};
 use crate::mcp_client::{call_tool, open_session, post};
 
-const ISSUER: &str = "https://idp.example.test";
-const AUDIENCE: &str = "cairn-acme";
+pub(crate) const ISSUER: &str = "https://idp.example.test";
+pub(crate) const AUDIENCE: &str = "cairn-acme";
 
-struct Idp {
-    url: String,
+pub(crate) struct Idp {
+    pub(crate) url: String,
     jwks: Arc<RwLock<Value>>,
     fetches: Arc<AtomicUsize>,
 }
 
-struct Key {
+pub(crate) struct Key {
     kid: String,
     signing: SigningKey,
 }
 
 impl Key {
-    fn new(kid: &str) -> Self {
+    pub(crate) fn new(kid: &str) -> Self {
         Self {
             kid: kid.to_owned(),
             signing: SigningKey::random(&mut rand_core::OsRng),
@@ -45,7 +45,7 @@ impl Key {
             "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()), "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()) })
     }
 
-    fn sign(&self, claims: &Value) -> String {
+    pub(crate) fn sign(&self, claims: &Value) -> String {
         let der = self.signing.to_pkcs8_der().unwrap();
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
@@ -53,7 +53,7 @@ impl Key {
     }
 }
 
-async fn serve_jwks(keys: &[&Key]) -> Idp {
+pub(crate) async fn serve_jwks(keys: &[&Key]) -> Idp {
     let jwks = Arc::new(RwLock::new(
         json!({ "keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>() }),
     ));
@@ -79,7 +79,7 @@ async fn serve_jwks(keys: &[&Key]) -> Idp {
     }
 }
 
-fn claims(email: &str) -> Value {
+pub(crate) fn claims(email: &str) -> Value {
     let now = chrono::Utc::now().timestamp();
     json!({ "iss": ISSUER, "aud": AUDIENCE, "sub": "user_123", "email": email, "iat": now, "exp": now + 600 })
 }

@@ -9,6 +9,7 @@ mod alerts;
 mod api_errors;
 mod audit;
 mod audit_chain;
+mod audit_query;
 mod cli;
 mod connections;
 mod encryption;
