@@ -282,10 +282,14 @@ fn spawn_housekeeping(state: AppState, every: Duration) -> JoinHandle<()> {
             }
             if audit_purged.is_none_or(|t| t.elapsed() >= Duration::from_secs(24 * 3600)) {
                 audit_purged = Some(std::time::Instant::now());
-                if let Err(e) = service::audit::purge(&state, chrono::Utc::now()).await {
-                    tracing::warn!(error = ?e, "audit retention purge failed");
-                }
-                webhook_retention(&state).await;
+                // On its own task: a long purge must not hold up the chores below.
+                let state = state.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = service::audit::purge(&state, chrono::Utc::now()).await {
+                        tracing::warn!(error = ?e, "audit retention purge failed");
+                    }
+                    webhook_retention(&state).await;
+                });
             }
             if let Err(e) = state.keys.flush_last_used(&state.store).await {
                 tracing::warn!(error = %e, "could not record API key last-use times");
