@@ -133,6 +133,15 @@ impl ApiError {
     }
 
     /// A server-side failure: the detail is logged here, the client sees a generic text.
+    /// 422 `invalid_field` naming the field.
+    pub fn invalid_field(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code: Code::InvalidField,
+            message: message.into(),
+            field: Some(field),
+        }
+    }
+
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
         Self::new(Code::Internal, "internal server error")

@@ -41,14 +41,6 @@ fn yes() -> bool {
     true
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError {
-        code: Code::InvalidField,
-        message: message.into(),
-        field: Some(field),
-    }
-}
-
 pub async fn create(ctx: &Ctx, slug: &str, input: CreateRule) -> Result<AlertRule, ApiError> {
     let ok_name = (1..=64).contains(&input.name.len())
         && input
@@ -56,22 +48,28 @@ pub async fn create(ctx: &Ctx, slug: &str, input: CreateRule) -> Result<AlertRul
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if !ok_name {
-        return Err(invalid("name", "name: 1 to 64 lowercase letters, digits, '-' or '_'"));
+        return Err(ApiError::invalid_field(
+            "name",
+            "name: 1 to 64 lowercase letters, digits, '-' or '_'",
+        ));
     }
     let action = ActionPattern::parse(&input.action)?;
     check_numbers(input.threshold, input.window_secs, input.cooldown_secs)?;
-    let group_by =
-        GroupBy::parse(&input.group_by).ok_or_else(|| invalid("group_by", "group_by: none, source_ip or actor"))?;
-    let severity =
-        Severity::parse(&input.severity).ok_or_else(|| invalid("severity", "severity: info, warning or critical"))?;
+    let group_by = GroupBy::parse(&input.group_by)
+        .ok_or_else(|| ApiError::invalid_field("group_by", "group_by: none, source_ip or actor"))?;
+    let severity = Severity::parse(&input.severity)
+        .ok_or_else(|| ApiError::invalid_field("severity", "severity: info, warning or critical"))?;
     if let Some(o) = &input.outcome {
         if !["success", "failure", "denied"].contains(&o.as_str()) {
-            return Err(invalid("outcome", "outcome: success, failure or denied"));
+            return Err(ApiError::invalid_field(
+                "outcome",
+                "outcome: success, failure or denied",
+            ));
         }
     }
     if let Some(to) = &input.email_to {
         if to.parse::<lettre::Address>().is_err() {
-            return Err(invalid("email_to", "email_to: an e-mail address"));
+            return Err(ApiError::invalid_field("email_to", "email_to: an e-mail address"));
         }
     }
     let tenant = super::tenants::resolve(ctx, slug).await?;

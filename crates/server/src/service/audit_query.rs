@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::List;
-use crate::error::{ApiError, Code};
+use crate::error::ApiError;
 use crate::state::Ctx;
 
 /// Events per database round trip of an export.
@@ -55,14 +55,6 @@ pub struct ExportQuery {
     pub format: Option<String>,
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError {
-        code: Code::InvalidField,
-        message: message.into(),
-        field: Some(field),
-    }
-}
-
 /// An absent parameter and an empty one (`?action=`) mean the same: no filter.
 fn given(v: Option<&String>) -> Option<&str> {
     v.map(String::as_str).map(str::trim).filter(|s| !s.is_empty())
@@ -77,7 +69,7 @@ fn parse_time(field: &'static str, value: Option<&String>) -> Result<Option<Date
         _ => parse(text),
     };
     parse(text).or_else(|_| repaired()).map(Some).map_err(|_| {
-        invalid(
+        ApiError::invalid_field(
             field,
             format!("{field}: must be an RFC 3339 time such as 2025-01-31T00:00:00Z"),
         )
@@ -95,7 +87,7 @@ fn parse_action(value: Option<&String>) -> Result<Option<ActionMatch>, ApiError>
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'));
     if !ok {
-        return Err(invalid(
+        return Err(ApiError::invalid_field(
             "action",
             "action: an action such as api_key.created, or a prefix ending in * such as api_key.*",
         ));
@@ -116,13 +108,13 @@ fn parse_actor(value: Option<&String>) -> Result<(Option<String>, Option<String>
         None => (text, None),
     };
     if !ACTOR_KINDS.contains(&kind) {
-        return Err(invalid(
+        return Err(ApiError::invalid_field(
             "actor",
             format!("actor: a kind ({}) or kind:id", ACTOR_KINDS.join(", ")),
         ));
     }
     if id.is_some_and(|id| id.is_empty() || id.len() > 128 || id.chars().any(char::is_control)) {
-        return Err(invalid(
+        return Err(ApiError::invalid_field(
             "actor",
             "actor: the id after the colon must be 1–128 characters",
         ));
@@ -134,7 +126,10 @@ fn parse_outcome(value: Option<&String>) -> Result<Option<String>, ApiError> {
     let Some(text) = given(value) else { return Ok(None) };
     match OUTCOMES.iter().find(|o| o.as_str() == text) {
         Some(o) => Ok(Some(o.as_str().to_owned())),
-        None => Err(invalid("outcome", "outcome: success, failure or denied")),
+        None => Err(ApiError::invalid_field(
+            "outcome",
+            "outcome: success, failure or denied",
+        )),
     }
 }
 
@@ -152,7 +147,7 @@ impl FilterText<'_> {
         let to = parse_time("to", self.to)?;
         if let (Some(f), Some(t)) = (from, to) {
             if f >= t {
-                return Err(invalid("from", "from: must be before to"));
+                return Err(ApiError::invalid_field("from", "from: must be before to"));
             }
         }
         let (actor_kind, actor_id) = parse_actor(self.actor)?;
@@ -182,7 +177,10 @@ impl AuditQuery {
     fn page(&self) -> Result<Page, ApiError> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=Page::MAX_LIMIT).contains(&limit) {
-            return Err(invalid("limit", format!("limit: 1–{}", Page::MAX_LIMIT)));
+            return Err(ApiError::invalid_field(
+                "limit",
+                format!("limit: 1–{}", Page::MAX_LIMIT),
+            ));
         }
         Ok(Page {
             limit,
@@ -236,7 +234,7 @@ impl Format {
         match value.map(str::trim).unwrap_or("") {
             "" | "jsonl" => Ok(Self::Jsonl),
             "csv" => Ok(Self::Csv),
-            _ => Err(invalid("format", "format: jsonl or csv")),
+            _ => Err(ApiError::invalid_field("format", "format: jsonl or csv")),
         }
     }
 
@@ -312,7 +310,7 @@ pub async fn export(ctx: &Ctx, slug: Option<&str>, query: ExportQuery) -> Result
     let now = Utc::now();
     if filter.to.is_none() {
         if filter.from.is_some_and(|f| f >= now) {
-            return Err(invalid("from", "from: must be in the past"));
+            return Err(ApiError::invalid_field("from", "from: must be in the past"));
         }
         filter.to = Some(now);
     }

@@ -48,14 +48,6 @@ pub struct AttemptReport {
     pub attempted_at: chrono::DateTime<chrono::Utc>,
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError {
-        code: Code::InvalidField,
-        message: message.into(),
-        field: Some(field),
-    }
-}
-
 fn not_found() -> ApiError {
     ApiError::new(Code::NotFound, "no such webhook endpoint or delivery")
 }
@@ -70,7 +62,7 @@ fn check_types(types: &[String]) -> Result<(), ApiError> {
     if ok {
         Ok(())
     } else {
-        Err(invalid(
+        Err(ApiError::invalid_field(
             "event_types",
             "event_types: 1 to 32 names like kb.ingest.completed, or *",
         ))
@@ -78,10 +70,11 @@ fn check_types(types: &[String]) -> Result<(), ApiError> {
 }
 
 pub async fn create(ctx: &Ctx, slug: &str, input: CreateEndpoint) -> Result<CreatedEndpoint, ApiError> {
-    crate::webhooks_out::check_url(&input.url, &ctx.state.config.webhooks).map_err(|e| invalid("url", e))?;
+    crate::webhooks_out::check_url(&input.url, &ctx.state.config.webhooks)
+        .map_err(|e| ApiError::invalid_field("url", e))?;
     check_types(&input.event_types)?;
     let secret = match &input.secret {
-        Some(s) => WebhookSecret::parse(s).map_err(|e| invalid("secret", e.reason))?,
+        Some(s) => WebhookSecret::parse(s).map_err(|e| ApiError::invalid_field("secret", e.reason))?,
         None => WebhookSecret::generate(),
     };
     let tenant = super::tenants::resolve(ctx, slug).await?;

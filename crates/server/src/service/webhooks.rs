@@ -71,14 +71,6 @@ pub struct CreatedSource {
     pub endpoint: String,
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError {
-        code: Code::InvalidField,
-        message: message.into(),
-        field: Some(field),
-    }
-}
-
 fn scheme_of(input: SchemeInput) -> Result<Scheme, ApiError> {
     Ok(match input {
         SchemeInput::Named(n) => match n.as_str() {
@@ -94,7 +86,7 @@ fn scheme_of(input: SchemeInput) -> Result<Scheme, ApiError> {
                 type_header: None,
             },
             _ => {
-                return Err(invalid(
+                return Err(ApiError::invalid_field(
                     "scheme",
                     "scheme: standard, github, stripe or {\"hmac\": {...}}",
                 ))
@@ -105,7 +97,8 @@ fn scheme_of(input: SchemeInput) -> Result<Scheme, ApiError> {
             id_header,
             type_header,
         } => {
-            hmac.validate().map_err(|e| invalid("scheme", e.reason))?;
+            hmac.validate()
+                .map_err(|e| ApiError::invalid_field("scheme", e.reason))?;
             Scheme::Hmac {
                 scheme: hmac,
                 id_header,
@@ -119,7 +112,7 @@ fn scheme_of(input: SchemeInput) -> Result<Scheme, ApiError> {
 fn secret_of(scheme: &Scheme, given: Option<String>) -> Result<(Vec<u8>, String), ApiError> {
     match (scheme, given) {
         (Scheme::Standard, Some(s)) => {
-            let secret = WebhookSecret::parse(&s).map_err(|e| invalid("secret", e.reason))?;
+            let secret = WebhookSecret::parse(&s).map_err(|e| ApiError::invalid_field("secret", e.reason))?;
             Ok((secret.expose_bytes().to_vec(), s))
         }
         (Scheme::Standard, None) => {
@@ -131,7 +124,10 @@ fn secret_of(scheme: &Scheme, given: Option<String>) -> Result<(Vec<u8>, String)
         }
         (Scheme::Hmac { .. }, Some(s)) => {
             if !(16..=256).contains(&s.len()) || s.chars().any(char::is_control) {
-                return Err(invalid("secret", "secret: 16 to 256 characters, no control characters"));
+                return Err(ApiError::invalid_field(
+                    "secret",
+                    "secret: 16 to 256 characters, no control characters",
+                ));
             }
             Ok((s.as_bytes().to_vec(), s))
         }
@@ -154,7 +150,10 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     if ok {
         Ok(())
     } else {
-        Err(invalid("name", "name: 1 to 64 lowercase letters, digits, '-' or '_'"))
+        Err(ApiError::invalid_field(
+            "name",
+            "name: 1 to 64 lowercase letters, digits, '-' or '_'",
+        ))
     }
 }
 
