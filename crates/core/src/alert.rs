@@ -69,6 +69,8 @@ pub enum GroupBy {
     None,
     SourceIp,
     Actor,
+    /// Per tenant (platform rules only; platform events form the "" group).
+    Tenant,
 }
 
 impl GroupBy {
@@ -77,6 +79,7 @@ impl GroupBy {
             Self::None => "none",
             Self::SourceIp => "source_ip",
             Self::Actor => "actor",
+            Self::Tenant => "tenant",
         }
     }
 
@@ -85,6 +88,7 @@ impl GroupBy {
             "none" => Some(Self::None),
             "source_ip" => Some(Self::SourceIp),
             "actor" => Some(Self::Actor),
+            "tenant" => Some(Self::Tenant),
             _ => None,
         }
     }

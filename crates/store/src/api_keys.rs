@@ -170,6 +170,18 @@ impl Store {
         Ok(Some((row.key.try_into()?, hashes)))
     }
 
+    /// The tenant that owns a key's public id, looked up across tenants (platform scope):
+    /// only to tell a key presented at another tenant's endpoint from an unknown one.
+    pub async fn api_key_owner(&self, public_id: &str) -> Result<Option<TenantId>, StoreError> {
+        let mut tx = self.platform_tx(false).await?;
+        let row: Option<DbUuid> = with_conn!(&mut tx.tx, conn => {
+            sqlx::query_scalar("SELECT tenant_id FROM api_keys WHERE public_id = $1 LIMIT 1")
+                .bind(public_id).fetch_optional(conn).await
+        })?;
+        tx.commit().await?;
+        Ok(row.map(|t| TenantId::from_uuid(t.0)))
+    }
+
     /// Replaces the secret; the old one stays valid until `previous_valid_until`.
     pub async fn rotate_api_key(
         &self,

@@ -181,6 +181,21 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// Re-enables a disabled endpoint with a clean failure record. `false`: no such endpoint.
+    /// Deliveries that failed while it was disabled stay failed (replay them if wanted).
+    pub async fn enable_webhook_endpoint(&self, tenant: TenantId, id: WebhookEndpointId) -> Result<bool, StoreError> {
+        let mut tx = self.tenant_tx(tenant, true).await?;
+        let n = with_conn!(&mut tx.tx, conn => {
+            sqlx::query(
+                "UPDATE webhook_endpoints SET status = 'enabled', disabled_at = NULL, failing_since = NULL \
+                 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(DbUuid(tenant.as_uuid())).bind(id.to_string()).execute(conn).await.map(|r| r.rows_affected())
+        })?;
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
     /// One pending delivery per enabled endpoint subscribed to `event_type` (or `*`), due now.
     pub async fn enqueue_webhook_deliveries(
         &self,

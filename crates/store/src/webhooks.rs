@@ -21,6 +21,8 @@ pub struct WebhookSource {
     #[serde(skip)]
     pub previous_secret: Option<Vec<u8>>,
     pub previous_until: Option<DateTime<Utc>>,
+    /// Handlers by event type (JSON list, interpreted by the server).
+    pub handlers: serde_json::Value,
     pub created_at: DateTime<Utc>,
 }
 
@@ -43,6 +45,7 @@ struct SourceRow {
     secret: Vec<u8>,
     previous_secret: Option<Vec<u8>>,
     previous_until: Option<DbTime>,
+    handlers: String,
     created_at: DbTime,
 }
 
@@ -59,12 +62,14 @@ impl TryFrom<SourceRow> for WebhookSource {
             secret: r.secret,
             previous_secret: r.previous_secret,
             previous_until: r.previous_until.map(|t| t.0),
+            handlers: serde_json::from_str(&r.handlers)
+                .map_err(|e| StoreError::Corrupt(format!("webhook_sources: handlers: {e}")))?,
             created_at: r.created_at.0,
         })
     }
 }
 
-const SOURCE_COLUMNS: &str = "id, name, scheme, secret, previous_secret, previous_until, created_at";
+const SOURCE_COLUMNS: &str = "id, name, scheme, secret, previous_secret, previous_until, handlers, created_at";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredWebhookEvent {
@@ -74,6 +79,12 @@ pub struct StoredWebhookEvent {
     pub event_type: Option<String>,
     pub received_at: DateTime<Utc>,
     pub payload: String,
+    /// `stored` (no handler), `processed` or `failed`.
+    pub status: String,
+    pub handler: Option<String>,
+    /// What the handler did or why it failed (JSON).
+    pub result: Option<serde_json::Value>,
+    pub handled_at: Option<DateTime<Utc>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -84,6 +95,48 @@ struct EventRow {
     event_type: Option<String>,
     received_at: DbTime,
     payload: String,
+    status: String,
+    handler: Option<String>,
+    result: Option<String>,
+    handled_at: Option<DbTime>,
+}
+
+impl From<EventRow> for StoredWebhookEvent {
+    fn from(r: EventRow) -> Self {
+        Self {
+            id: r.id,
+            source_id: r.source_id,
+            message_id: r.message_id,
+            event_type: r.event_type,
+            received_at: r.received_at.0,
+            payload: r.payload,
+            status: r.status,
+            handler: r.handler,
+            result: r.result.and_then(|t| serde_json::from_str(&t).ok()),
+            handled_at: r.handled_at.map(|t| t.0),
+        }
+    }
+}
+
+const EVENT_COLUMNS: &str =
+    "id, source_id, message_id, event_type, received_at, payload, status, handler, result, handled_at";
+
+/// A page of a tenant's recorded events, newest first.
+#[derive(Debug, Default)]
+pub struct EventQuery<'a> {
+    pub source: Option<WebhookSourceId>,
+    /// Events strictly older than this (received_at, id): the previous page's last.
+    pub before: Option<(DateTime<Utc>, &'a str)>,
+    pub limit: i64,
+}
+
+/// What a handler did with an event.
+pub struct HandledEvent<'a> {
+    pub received_at: DateTime<Utc>,
+    pub id: &'a str,
+    pub status: &'a str,
+    pub handler: Option<&'a str>,
+    pub result: &'a serde_json::Value,
 }
 
 /// A verified event to record.
@@ -102,17 +155,18 @@ impl Store {
         id: WebhookSourceId,
         name: &str,
         scheme: &str,
+        handlers: &str,
         sealed_secret: &[u8],
     ) -> Result<WebhookSource, StoreError> {
         let sql = format!(
-            "INSERT INTO webhook_sources (tenant_id, id, name, scheme, secret, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {SOURCE_COLUMNS}"
+            "INSERT INTO webhook_sources (tenant_id, id, name, scheme, secret, created_at, handlers) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {SOURCE_COLUMNS}"
         );
         let mut tx = self.tenant_tx(tenant, true).await?;
         let row: Result<SourceRow, sqlx::Error> = with_conn!(&mut tx.tx, conn => {
             sqlx::query_as(&sql)
                 .bind(DbUuid(tenant.as_uuid())).bind(id.to_string()).bind(name).bind(scheme)
-                .bind(sealed_secret).bind(DbTime::now())
+                .bind(sealed_secret).bind(DbTime::now()).bind(handlers)
                 .fetch_one(conn).await
         });
         let row = row.map_err(|e| {
@@ -195,27 +249,98 @@ impl Store {
     }
 
     /// A tenant's recorded events, newest first (across partitions on PostgreSQL).
-    pub async fn webhook_events(&self, tenant: TenantId, limit: i64) -> Result<Vec<StoredWebhookEvent>, StoreError> {
+    pub async fn webhook_events(
+        &self,
+        tenant: TenantId,
+        q: &EventQuery<'_>,
+    ) -> Result<Vec<StoredWebhookEvent>, StoreError> {
+        let (before_at, before_id) = match q.before {
+            Some((at, id)) => (Some(DbTime::new(at)), Some(id)),
+            None => (None, None),
+        };
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM webhook_events WHERE tenant_id = $1 \
+             AND ($2 IS NULL OR source_id = $2) \
+             AND ($3 IS NULL OR received_at < $3 OR (received_at = $3 AND id < $4)) \
+             ORDER BY received_at DESC, id DESC LIMIT $5"
+        );
         let mut tx = self.tenant_tx(tenant, false).await?;
         let rows: Vec<EventRow> = with_conn!(&mut tx.tx, conn => {
-            sqlx::query_as(
-                "SELECT id, source_id, message_id, event_type, received_at, payload FROM webhook_events \
-                 WHERE tenant_id = $1 ORDER BY received_at DESC, id DESC LIMIT $2",
-            )
-            .bind(DbUuid(tenant.as_uuid())).bind(limit).fetch_all(conn).await
+            sqlx::query_as(&sql)
+                .bind(DbUuid(tenant.as_uuid())).bind(q.source.map(|s| s.to_string()))
+                .bind(before_at).bind(before_id).bind(q.limit)
+                .fetch_all(conn).await
         })?;
         tx.commit().await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| StoredWebhookEvent {
-                id: r.id,
-                source_id: r.source_id,
-                message_id: r.message_id,
-                event_type: r.event_type,
-                received_at: r.received_at.0,
-                payload: r.payload,
-            })
-            .collect())
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    pub async fn webhook_event(&self, tenant: TenantId, id: &str) -> Result<Option<StoredWebhookEvent>, StoreError> {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM webhook_events WHERE tenant_id = $1 AND id = $2");
+        let mut tx = self.tenant_tx(tenant, false).await?;
+        let row: Option<EventRow> = with_conn!(&mut tx.tx, conn => {
+            sqlx::query_as(&sql).bind(DbUuid(tenant.as_uuid())).bind(id).fetch_optional(conn).await
+        })?;
+        tx.commit().await?;
+        Ok(row.map(Into::into))
+    }
+
+    /// Records what a handler did (the partition key narrows the update to one partition).
+    pub async fn set_webhook_event_handled(&self, tenant: TenantId, h: &HandledEvent<'_>) -> Result<(), StoreError> {
+        let mut tx = self.tenant_tx(tenant, true).await?;
+        with_conn!(&mut tx.tx, conn => {
+            sqlx::query(
+                "UPDATE webhook_events SET status = $4, handler = $5, result = $6, handled_at = $7 \
+                 WHERE tenant_id = $1 AND received_at = $2 AND id = $3",
+            )
+            .bind(DbUuid(tenant.as_uuid())).bind(DbTime::new(h.received_at)).bind(h.id)
+            .bind(h.status).bind(h.handler).bind(h.result.to_string()).bind(DbTime::now())
+            .execute(conn).await.map(|r| r.rows_affected())
+        })?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_webhook_source_handlers(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        handlers: &str,
+    ) -> Result<Option<WebhookSource>, StoreError> {
+        let sql = format!(
+            "UPDATE webhook_sources SET handlers = $3 WHERE tenant_id = $1 AND name = $2 RETURNING {SOURCE_COLUMNS}"
+        );
+        let mut tx = self.tenant_tx(tenant, true).await?;
+        let row: Option<SourceRow> = with_conn!(&mut tx.tx, conn => {
+            sqlx::query_as(&sql).bind(DbUuid(tenant.as_uuid())).bind(name).bind(handlers).fetch_optional(conn).await
+        })?;
+        tx.commit().await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    /// Replaces a source's secret; the old one (re-sealed for its new column) stays valid
+    /// until `previous_until`.
+    pub async fn rotate_webhook_source_secret(
+        &self,
+        tenant: TenantId,
+        id: WebhookSourceId,
+        sealed_secret: &[u8],
+        sealed_previous: &[u8],
+        previous_until: DateTime<Utc>,
+    ) -> Result<Option<WebhookSource>, StoreError> {
+        let sql = format!(
+            "UPDATE webhook_sources SET secret = $3, previous_secret = $4, previous_until = $5 \
+             WHERE tenant_id = $1 AND id = $2 RETURNING {SOURCE_COLUMNS}"
+        );
+        let mut tx = self.tenant_tx(tenant, true).await?;
+        let row: Option<SourceRow> = with_conn!(&mut tx.tx, conn => {
+            sqlx::query_as(&sql)
+                .bind(DbUuid(tenant.as_uuid())).bind(id.to_string()).bind(sealed_secret).bind(sealed_previous)
+                .bind(DbTime::new(previous_until))
+                .fetch_optional(conn).await
+        })?;
+        tx.commit().await?;
+        row.map(TryInto::try_into).transpose()
     }
 
     /// Forgets message ids seen before `before` (past the replay window).

@@ -11,6 +11,7 @@
 //! nor the signature received: an attacker learns nothing from them beyond which check failed.
 
 pub mod generic;
+pub mod handler;
 pub mod standard;
 
 pub use generic::{sign_generic, verify_generic, HmacAlgorithm, HmacScheme, SignatureEncoding, SignedPayload};

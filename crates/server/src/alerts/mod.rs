@@ -1,14 +1,15 @@
 //! Alerting: every audit batch written is handed to an evaluator (one task per server).
-//! For each event, the tenant's rules whose pattern matches count the matching events in
-//! their window (per source IP or actor when grouped); at the threshold the rule fires —
-//! once per cool-down per group, the rest counted as suppressed — and the alert goes out
-//! as a signed webhook (`alert.fired` to the tenant's subscribed endpoints) and as an
-//! e-mail rendered from a template. Alerts are audited (`alert.fired`), and events named
-//! `alert.*` never trigger rules (no loops).
+//! For each event, the rules whose pattern matches — its tenant's, and the platform's
+//! (operator rules over every tenant) — count the matching events in their window (per
+//! source IP, actor or tenant when grouped); at the threshold the rule fires — once per
+//! cool-down per group, the rest counted as suppressed — and the alert goes out as a signed
+//! webhook (`alert.fired` to the tenant's subscribed endpoints, or to the operator's
+//! endpoint for platform rules) and as an e-mail rendered from a template. Alerts are
+//! audited (`alert.fired`), and events named `alert.*` never trigger rules (no loops).
 
 use cairn_core::alert::GroupBy;
 use cairn_core::audit::{Actor, AuditEvent, Outcome};
-use cairn_store::alerts::{AlertRule, FireDecision};
+use cairn_store::alerts::{AlertRule, AlertScope, FireDecision};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -23,7 +24,10 @@ pub const QUEUE: usize = 256;
 /// The alert the templates and the webhook see.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Fired {
+    /// The tenant's slug; for a platform rule the event's tenant, or "platform".
     pub tenant: String,
+    /// `tenant` or `platform`: whose rule fired.
+    pub scope: &'static str,
     pub rule: String,
     pub severity: &'static str,
     pub action: String,
@@ -56,16 +60,23 @@ fn group_of(rule: &AlertRule, event: &AuditEvent) -> Option<String> {
             event.actor.kind(),
             event.actor.id().unwrap_or_default()
         )),
+        GroupBy::Tenant => Some(event.tenant.map(|t| t.to_string()).unwrap_or_default()),
     }
 }
 
-/// Rules of the event's tenant that it could trigger.
+/// The event's tenant's rules, then the platform's.
 async fn evaluate(state: &AppState, event: &AuditEvent) -> Result<(), String> {
-    let Some(tenant) = event.tenant else { return Ok(()) };
     if event.action.starts_with("alert.") {
         return Ok(());
     }
-    let rules = state.store.alert_rules(tenant).await.map_err(|e| e.to_string())?;
+    if let Some(tenant) = event.tenant {
+        evaluate_scope(state, AlertScope::Tenant(tenant), event).await?;
+    }
+    evaluate_scope(state, AlertScope::Platform, event).await
+}
+
+async fn evaluate_scope(state: &AppState, scope: AlertScope, event: &AuditEvent) -> Result<(), String> {
+    let rules = state.store.alert_rules(scope).await.map_err(|e| e.to_string())?;
     for rule in rules.iter().filter(|r| r.action.matches(event.action)) {
         if rule.outcome.as_deref().is_some_and(|o| o != event.outcome.as_str()) {
             continue;
@@ -76,7 +87,7 @@ async fn evaluate(state: &AppState, event: &AuditEvent) -> Result<(), String> {
         let since = at - chrono::Duration::seconds(rule.window_secs);
         let count = state
             .store
-            .count_for_alert(tenant, rule, since, at, group.as_deref())
+            .count_for_alert(scope, rule, since, at, group.as_deref())
             .await
             .map_err(|e| e.to_string())?;
         if count < rule.threshold {
@@ -84,18 +95,25 @@ async fn evaluate(state: &AppState, event: &AuditEvent) -> Result<(), String> {
         }
         let decision = state
             .store
-            .decide_alert(tenant, rule, group.as_deref().unwrap_or(""), now)
+            .decide_alert(scope, rule, group.as_deref().unwrap_or(""), now)
             .await
             .map_err(|e| e.to_string())?;
         if let FireDecision::Fire { suppressed } = decision {
-            let slug = state
-                .store
-                .get_tenant_by_id(tenant)
-                .await
-                .map(|t| t.slug.as_str().to_owned())
-                .unwrap_or_default();
+            let slug = match event.tenant {
+                Some(t) => state
+                    .store
+                    .get_tenant_by_id(t)
+                    .await
+                    .map(|t| t.slug.as_str().to_owned())
+                    .unwrap_or_default(),
+                None => "platform".to_owned(),
+            };
             let fired = Fired {
                 tenant: slug,
+                scope: match scope {
+                    AlertScope::Tenant(_) => "tenant",
+                    AlertScope::Platform => "platform",
+                },
                 rule: rule.name.clone(),
                 severity: rule.severity.as_str(),
                 action: event.action.to_owned(),
@@ -106,16 +124,30 @@ async fn evaluate(state: &AppState, event: &AuditEvent) -> Result<(), String> {
                 suppressed_since_last: suppressed,
                 fired_at: now,
             };
-            deliver(state, tenant, rule, &fired).await;
+            deliver(state, scope, rule, &fired).await;
         }
     }
     Ok(())
 }
 
-async fn deliver(state: &AppState, tenant: cairn_core::ids::TenantId, rule: &AlertRule, fired: &Fired) {
+async fn deliver(state: &AppState, scope: AlertScope, rule: &AlertRule, fired: &Fired) {
     let data = serde_json::to_value(fired).unwrap_or_default();
+    let mut webhook = None;
     if rule.webhook {
-        crate::webhooks_out::publish(state, tenant, "alert.fired", data.clone()).await;
+        webhook = Some(match scope {
+            AlertScope::Tenant(tenant) => {
+                crate::webhooks_out::publish(state, tenant, "alert.fired", data.clone()).await;
+                "queued"
+            }
+            AlertScope::Platform => {
+                let payload = json!({ "type": "alert.fired", "timestamp": fired.fired_at.to_rfc3339(), "data": data });
+                if crate::webhooks_out::operator::send(state, payload) {
+                    "queued"
+                } else {
+                    "no operator endpoint configured"
+                }
+            }
+        });
     }
     let mut emailed = None;
     if let Some(to) = &rule.email_to {
@@ -127,9 +159,11 @@ async fn deliver(state: &AppState, tenant: cairn_core::ids::TenantId, rule: &Ale
             }
         });
     }
-    let event = AuditEvent::new(Actor::System, "alert.fired", Outcome::Success)
-        .tenant(tenant)
+    let mut event = AuditEvent::new(Actor::System, "alert.fired", Outcome::Success)
         .target(rule.id.clone())
-        .details(json!({ "alert": data, "email": emailed, "webhook": rule.webhook }));
+        .details(json!({ "alert": data, "email": emailed, "webhook": webhook }));
+    if let AlertScope::Tenant(tenant) = scope {
+        event = event.tenant(tenant);
+    }
     state.audit.emit(event).await;
 }

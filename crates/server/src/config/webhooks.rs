@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhookConfig {
     /// Delay before each attempt, in seconds: the first entry is the first attempt.
@@ -19,6 +19,26 @@ pub struct WebhookConfig {
     pub allow_private_addresses: bool,
     /// Response bytes kept in the attempt log.
     pub response_log_bytes: usize,
+    /// The operator's endpoint for platform alert rules' `alert.fired` (signed like tenant
+    /// deliveries, retried on the same schedule while the server runs).
+    pub operator_url: Option<String>,
+    /// Its Standard Webhooks secret (`whsec_…`). Never logged (`Debug` redacts it).
+    pub operator_secret: Option<String>,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("retry_schedule_secs", &self.retry_schedule_secs)
+            .field("disable_after_secs", &self.disable_after_secs)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("poll_interval_ms", &self.poll_interval_ms)
+            .field("allow_private_addresses", &self.allow_private_addresses)
+            .field("response_log_bytes", &self.response_log_bytes)
+            .field("operator_url", &self.operator_url)
+            .field("operator_secret", &self.operator_secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Default for WebhookConfig {
@@ -30,6 +50,8 @@ impl Default for WebhookConfig {
             poll_interval_ms: 1000,
             allow_private_addresses: false,
             response_log_bytes: 2048,
+            operator_url: None,
+            operator_secret: None,
         }
     }
 }
@@ -44,6 +66,15 @@ impl WebhookConfig {
         }
         if self.poll_interval_ms < 50 {
             return Err("poll_interval_ms: at least 50".into());
+        }
+        match (&self.operator_url, &self.operator_secret) {
+            (None, None) => {}
+            (Some(url), Some(secret)) => {
+                crate::webhooks_out::check_url(url, self).map_err(|e| format!("operator_{e}"))?;
+                cairn_core::webhook::WebhookSecret::parse(secret)
+                    .map_err(|e| format!("operator_secret: {}", e.reason))?;
+            }
+            _ => return Err("operator_url and operator_secret go together".into()),
         }
         Ok(())
     }

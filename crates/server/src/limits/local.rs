@@ -77,12 +77,18 @@ impl Local {
         if let limited @ Decision::Limited { .. } = tenant_decision {
             return limited;
         }
+        let mut used = None;
         if let Some(quota) = quota {
-            if let Some(limited) = self.take_quota(store, key, quota).await {
-                return limited;
+            match self.take_quota(store, key, quota).await {
+                Err(limited) => return limited,
+                Ok(n) => used = Some(super::QuotaUse { used: n, limit: quota }),
             }
         }
-        key_decision.unwrap_or(tenant_decision)
+        let mut decision = key_decision.unwrap_or(tenant_decision);
+        if let Decision::Allowed { quota, .. } = &mut decision {
+            *quota = used;
+        }
+        decision
     }
 
     pub fn check_tenant(&self, tenant: TenantId) -> Decision {
@@ -99,8 +105,9 @@ impl Local {
         self.tenant.1.retain_recent();
     }
 
-    /// Counts one call against the monthly quota; `Some(Limited)` once it is used up.
-    async fn take_quota(&self, store: &Store, key: &ApiKey, quota: u64) -> Option<Decision> {
+    /// Counts one call against the monthly quota: the count with this call, or
+    /// `Err(Limited)` once it is used up.
+    async fn take_quota(&self, store: &Store, key: &ApiKey, quota: u64) -> Result<u64, Decision> {
         let now = Utc::now();
         let month = month_start(now);
         let known = self.lock().get(&key.id).filter(|(m, _)| *m == month).map(|(_, n)| *n);
@@ -123,16 +130,20 @@ impl Local {
         if used >= quota {
             let retry_after = (next_month(now) - now).to_std().unwrap_or(Duration::from_secs(1));
             let limit = u32::try_from(quota).unwrap_or(u32::MAX);
-            return Some(Decision::Limited {
+            return Err(Decision::Limited {
                 limit,
                 retry_after,
                 scope: LimitScope::Quota,
             });
         }
-        if let Some(entry) = self.lock().get_mut(&key.id) {
-            entry.1 += 1;
-        }
-        None
+        let mut map = self.lock();
+        Ok(match map.get_mut(&key.id) {
+            Some(entry) => {
+                entry.1 += 1;
+                entry.1
+            }
+            None => used + 1,
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ApiKeyId, (chrono::DateTime<Utc>, u64)>> {
@@ -154,6 +165,7 @@ impl Local {
                     limit,
                     remaining,
                     reset: per_cell * (limit - remaining.min(limit)),
+                    quota: None,
                 }
             }
             Err(not_until) => Decision::Limited {

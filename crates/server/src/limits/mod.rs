@@ -26,6 +26,8 @@ pub enum Decision {
         limit: u32,
         remaining: u32,
         reset: Duration,
+        /// The key's monthly quota use including this call, when its tier has a quota.
+        quota: Option<QuotaUse>,
     },
     Limited {
         limit: u32,
@@ -34,6 +36,28 @@ pub enum Decision {
     },
     /// The shared limiter is unreachable and the configuration says to fail closed.
     Unavailable,
+}
+
+/// Calls counted against a monthly quota so far (this one included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaUse {
+    pub used: u64,
+    pub limit: u64,
+}
+
+/// Percentages of a quota that are announced (`quota.threshold`) when a call reaches them.
+pub const QUOTA_THRESHOLDS: [u64; 2] = [80, 100];
+
+impl QuotaUse {
+    /// The highest threshold this call reached, if any: counts grow by one per call, so
+    /// each threshold is reached by exactly one call of a month's counter (with Redis,
+    /// across replicas; in process, per replica's counter).
+    pub fn crossed(self) -> Option<u64> {
+        QUOTA_THRESHOLDS
+            .into_iter()
+            .rev()
+            .find(|pct| self.limit > 0 && self.used == (self.limit.saturating_mul(*pct)).div_ceil(100))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,5 +198,24 @@ impl Limits {
             }
         }
         self.local.check(store, key, tool, quota).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::QuotaUse;
+
+    #[test]
+    fn each_threshold_is_reached_by_one_call() {
+        let hits = |limit| {
+            (1..=limit + 2)
+                .filter_map(|used| QuotaUse { used, limit }.crossed().map(|p| (used, p)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(hits(10), [(8, 80), (10, 100)]);
+        assert_eq!(hits(1000), [(800, 80), (1000, 100)]);
+        // Both thresholds on one call: the higher is announced.
+        assert_eq!(hits(3), [(3, 100)]);
+        assert_eq!(hits(0), []);
     }
 }

@@ -16,7 +16,8 @@ use super::{month_start, next_month, Decision, LimitScope};
 
 /// KEYS: key burst, tenant burst, month counter, tool burst. ARGV: key burst (0 = none),
 /// tenant burst, monthly quota (-1 = none), seed for the month counter, counter TTL (s),
-/// tool burst (0 = none). Returns {allowed, limit, remaining, reset_ms|retry_ms, scope}
+/// tool burst (0 = none). Returns {allowed, limit, remaining, reset_ms|retry_ms, scope,
+/// month count after this call or -1}
 /// with scope 1 = key, 2 = tenant, 3 = quota, 4 = tool. Nothing is consumed unless every
 /// check passes.
 const CHECK: &str = r#"
@@ -37,23 +38,24 @@ local quota = tonumber(ARGV[3])
 local key_tat
 if key_burst > 0 then
   local ok, v = gcra(KEYS[1], key_burst)
-  if not ok then return {0, key_burst, 0, v, 1} end
+  if not ok then return {0, key_burst, 0, v, 1, -1} end
   key_tat = v
 end
 local tool_burst = tonumber(ARGV[6])
 local tool_tat
 if tool_burst > 0 then
   local ok, v = gcra(KEYS[4], tool_burst)
-  if not ok then return {0, tool_burst, 0, v, 4} end
+  if not ok then return {0, tool_burst, 0, v, 4, -1} end
   tool_tat = v
 end
 local ok, tenant_tat = gcra(KEYS[2], tenant_burst)
-if not ok then return {0, tenant_burst, 0, tenant_tat, 2} end
+if not ok then return {0, tenant_burst, 0, tenant_tat, 2, -1} end
+local used_now = -1
 if quota >= 0 then
   redis.call('SET', KEYS[3], ARGV[4], 'NX', 'EX', tonumber(ARGV[5]))
   local used = tonumber(redis.call('GET', KEYS[3]))
-  if used >= quota then return {0, quota, 0, -1, 3} end
-  redis.call('INCR', KEYS[3])
+  if used >= quota then return {0, quota, 0, -1, 3, -1} end
+  used_now = redis.call('INCR', KEYS[3])
 end
 redis.call('SET', KEYS[2], tenant_tat, 'PX', math.ceil(tenant_tat - now) + 1000)
 if tool_burst > 0 then
@@ -62,10 +64,10 @@ end
 if key_burst > 0 then
   redis.call('SET', KEYS[1], key_tat, 'PX', math.ceil(key_tat - now) + 1000)
   local interval = 60000 / key_burst
-  return {1, key_burst, math.floor((now + interval * key_burst - key_tat) / interval), math.ceil(key_tat - now), 0}
+  return {1, key_burst, math.floor((now + interval * key_burst - key_tat) / interval), math.ceil(key_tat - now), 0, used_now}
 end
 local interval = 60000 / tenant_burst
-return {1, tenant_burst, math.floor((now + interval * tenant_burst - tenant_tat) / interval), math.ceil(tenant_tat - now), 0}
+return {1, tenant_burst, math.floor((now + interval * tenant_burst - tenant_tat) / interval), math.ceil(tenant_tat - now), 0, used_now}
 "#;
 
 pub struct Shared {
@@ -151,7 +153,7 @@ impl Shared {
             .invoke_async(&mut conn)
             .await
             .map_err(|e| e.to_string())?;
-        let [allowed, limit, remaining, ms, scope] = reply.as_slice() else {
+        let [allowed, limit, remaining, ms, scope, used] = reply.as_slice() else {
             return Err(format!("unexpected limiter reply {reply:?}"));
         };
         let limit = u32::try_from(*limit).unwrap_or(u32::MAX);
@@ -161,6 +163,10 @@ impl Shared {
                 limit,
                 remaining: u32::try_from(*remaining).unwrap_or(0),
                 reset: millis(*ms),
+                quota: match (quota, u64::try_from(*used)) {
+                    (Some(limit), Ok(used)) => Some(super::QuotaUse { used, limit }),
+                    _ => None,
+                },
             }
         } else {
             let (scope, retry_after) = match scope {

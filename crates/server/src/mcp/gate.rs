@@ -11,9 +11,9 @@ use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use cairn_core::api_key::{self, Scope};
-use cairn_core::audit::{Actor, Outcome};
-use cairn_core::tenant::TenantStatus;
+use cairn_core::api_key::{self, ApiKey, Scope};
+use cairn_core::audit::{Actor, AuditEvent, Outcome};
+use cairn_core::tenant::{Tenant, TenantStatus};
 use cairn_core::usage::UsageOutcome;
 use moka::sync::Cache;
 use serde::Deserialize;
@@ -180,11 +180,23 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
                     meta: request_meta(req.headers(), req.extensions()),
                 };
                 let public_id = api_key::parse(token).map(|p| p.public_id.to_owned());
+                let owner = match (&refusal, &public_id) {
+                    (crate::keys::Refusal::Unknown, Some(p)) => app.store.api_key_owner(p).await.ok().flatten(),
+                    _ => None,
+                };
+                let reason = if owner.is_some() {
+                    "key_of_another_tenant"
+                } else {
+                    refusal.as_str()
+                };
                 let event = ctx
                     .event("auth.failed", Outcome::Denied)
                     .tenant(tenant.id)
-                    .details(json!({ "credential": "api_key", "reason": refusal.as_str(), "public_id": public_id }));
+                    .details(json!({ "credential": "api_key", "reason": reason, "public_id": public_id }));
                 ctx.audit(event).await;
+                if let Some(owner) = owner {
+                    cross_tenant_attempt(&ctx, owner, &tenant, public_id.as_deref()).await;
+                }
                 return Err(unauthorized(app, slug, Some("invalid_token")));
             }
             Err(e) => return Err(ApiError::from(e).into_response()),
@@ -276,6 +288,11 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
                     let id = peek.id.clone().unwrap_or(Value::Null);
                     return Err(rate_limited(id, limit, retry_after, scope.as_str()));
                 }
+                if let (Decision::Allowed { quota: Some(q), .. }, Some(key)) = (decision, caller.key.as_ref()) {
+                    if let Some(percent) = q.crossed() {
+                        announce_quota(app, key, q, percent).await;
+                    }
+                }
                 facts.rate = Some(decision);
             }
         }
@@ -287,6 +304,37 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
     parts.extensions.insert(caller);
     parts.extensions.insert(facts);
     Ok((Request::from_parts(parts, body), principal, false))
+}
+
+/// A key of `owner` was presented at `target`'s endpoint: the owner's trail records its
+/// key was tried elsewhere (without naming where), the platform's records both.
+async fn cross_tenant_attempt(ctx: &Ctx, owner: cairn_core::ids::TenantId, target: &Tenant, public_id: Option<&str>) {
+    let event = ctx
+        .event("auth.cross_tenant_denied", Outcome::Denied)
+        .tenant(owner)
+        .target(public_id.unwrap_or_default().to_owned())
+        .details(json!({ "credential": "api_key", "public_id": public_id }));
+    ctx.audit(event).await;
+    let event = ctx
+        .event("auth.cross_tenant_denied", Outcome::Denied)
+        .target(public_id.unwrap_or_default().to_owned())
+        .details(
+            json!({ "credential": "api_key", "public_id": public_id, "owner_tenant": owner,
+            "target_tenant": target.id }),
+        );
+    ctx.audit(event).await;
+}
+
+/// A key's monthly quota reached a threshold (80 %, 100 %): audited, and published as
+/// `quota.threshold` to the tenant's webhook endpoints.
+async fn announce_quota(app: &AppState, key: &ApiKey, q: crate::limits::QuotaUse, percent: u64) {
+    let data = json!({ "key_id": key.id, "tier": key.tier, "used": q.used, "quota": q.limit, "percent": percent });
+    let event = AuditEvent::new(Actor::System, "quota.threshold", Outcome::Success)
+        .tenant(key.tenant_id)
+        .target(key.id.to_string())
+        .details(data.clone());
+    app.audit.emit(event).await;
+    crate::webhooks_out::publish(app, key.tenant_id, "quota.threshold", data).await;
 }
 
 /// Meters a request the gate refused (it never reaches the handler).
@@ -426,6 +474,7 @@ pub fn add_rate_headers(headers: &mut HeaderMap, decision: Option<Decision>) {
         limit,
         remaining,
         reset,
+        ..
     }) = decision
     {
         set_rate_headers(headers, limit, remaining, reset.as_secs_f64().ceil() as u64);

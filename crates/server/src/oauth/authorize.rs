@@ -184,9 +184,11 @@ pub async fn login(server: AuthServer, headers: HeaderMap, Form(form): Form<Logi
     let (srv, cl, req, tok, typed) = (&server, &client, &request, &csrf, &form.email);
     let refuse = |reason: &'static str| async move {
         let (server, client, request, csrf) = (srv, cl, req, tok);
+        // A failed login is a failed authentication like a bad key or token: one action
+        // (`auth.failed`) for alert rules to count, the credential kind in the details.
         let event = server
-            .event(Actor::Anonymous, "oauth.login", Outcome::Failure)
-            .details(json!({ "reason": reason, "client_id": client.id }));
+            .event(Actor::Anonymous, "auth.failed", Outcome::Denied)
+            .details(json!({ "credential": "password", "reason": reason, "client_id": client.id }));
         server.audit(event).await;
         login_page(
             server,

@@ -89,39 +89,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/users", post(users::create).get(users::list))
         .route("/users/{id}", get(users::show))
         .route("/users/{id}/tenants", get(users::tenants))
-        .route("/operator/tokens", post(users::create_operator_token))
-        .route(
-            "/tenants/{slug}/webhook-sources",
-            post(webhooks::create).get(webhooks::index),
-        )
-        .route(
-            "/tenants/{slug}/webhook-sources/{name}",
-            axum::routing::delete(webhooks::delete),
-        )
-        .route(
-            "/tenants/{slug}/alert-rules",
-            post(webhooks::alert_rules::create).get(webhooks::alert_rules::index),
-        )
-        .route(
-            "/tenants/{slug}/alert-rules/{name}",
-            axum::routing::delete(webhooks::alert_rules::delete),
-        )
-        .route(
-            "/tenants/{slug}/webhook-endpoints",
-            post(webhooks::endpoints::create).get(webhooks::endpoints::index),
-        )
-        .route(
-            "/tenants/{slug}/webhook-endpoints/{id}",
-            axum::routing::delete(webhooks::endpoints::delete),
-        )
-        .route(
-            "/tenants/{slug}/webhook-endpoints/{id}/deliveries",
-            get(webhooks::endpoints::deliveries),
-        )
-        .route(
-            "/tenants/{slug}/webhook-endpoints/{id}/deliveries/{delivery}/replay",
-            post(webhooks::endpoints::replay),
-        );
+        .route("/operator/tokens", post(users::create_operator_token));
+    let api = api.merge(webhooks::routes());
     Router::new()
         .nest("/api/v1", api)
         .route("/hooks/{tenant}/{source}", post(webhooks::receive))

@@ -1,16 +1,56 @@
+//! Webhooks (inbound sources and events, outbound endpoints) and alert rules.
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
+use axum::routing::{delete as del, get, post, put};
+use axum::{Json, Router};
 use cairn_store::webhooks::WebhookSource;
 
 use super::Created;
 use crate::auth::TenantAdminCtx;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath, RequestMeta};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestMeta};
+use crate::service::webhook_handlers::{self as handlers, EventsQuery, Handled, Rotate, Rotated};
 use crate::service::webhooks::{self, CreateSource, CreatedSource, Received};
 use crate::service::List;
 use crate::state::AppState;
+
+/// The `/api/v1` routes of this module (`/hooks/…` is mounted at the root).
+pub fn routes() -> Router<AppState> {
+    let t = "/tenants/{slug}";
+    Router::new()
+        .route(&format!("{t}/webhook-sources"), post(create).get(index))
+        .route(&format!("{t}/webhook-sources/{{name}}"), del(delete))
+        .route(&format!("{t}/webhook-sources/{{name}}/handlers"), put(set_handlers))
+        .route(&format!("{t}/webhook-sources/{{name}}/rotate-secret"), post(rotate))
+        .route(&format!("{t}/webhook-events"), get(events))
+        .route(&format!("{t}/webhook-events/{{id}}/rerun"), post(rerun))
+        .route(
+            &format!("{t}/alert-rules"),
+            post(alert_rules::create).get(alert_rules::index),
+        )
+        .route(&format!("{t}/alert-rules/{{name}}"), del(alert_rules::delete))
+        .route(
+            "/alert-rules",
+            post(alert_rules::create_platform).get(alert_rules::index_platform),
+        )
+        .route("/alert-rules/{name}", del(alert_rules::delete_platform))
+        .route(
+            &format!("{t}/webhook-endpoints"),
+            post(endpoints::create).get(endpoints::index),
+        )
+        .route(&format!("{t}/webhook-endpoints/{{id}}"), del(endpoints::delete))
+        .route(&format!("{t}/webhook-endpoints/{{id}}/enable"), post(endpoints::enable))
+        .route(
+            &format!("{t}/webhook-endpoints/{{id}}/deliveries"),
+            get(endpoints::deliveries),
+        )
+        .route(
+            &format!("{t}/webhook-endpoints/{{id}}/deliveries/{{delivery}}/replay"),
+            post(endpoints::replay),
+        )
+}
 
 /// A delivery from a sender: no credentials but its signature.
 pub async fn receive(
@@ -48,6 +88,37 @@ pub async fn delete(
         .map(|()| StatusCode::NO_CONTENT)
 }
 
+pub async fn set_handlers(
+    TenantAdminCtx(ctx): TenantAdminCtx,
+    ApiPath((slug, name)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<serde_json::Value>,
+) -> Result<Json<WebhookSource>, ApiError> {
+    handlers::set_handlers(&ctx, &slug, &name, body).await.map(Json)
+}
+
+pub async fn rotate(
+    TenantAdminCtx(ctx): TenantAdminCtx,
+    ApiPath((slug, name)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<Rotate>,
+) -> Result<Json<Rotated>, ApiError> {
+    handlers::rotate(&ctx, &slug, &name, body).await.map(Json)
+}
+
+pub async fn events(
+    TenantAdminCtx(ctx): TenantAdminCtx,
+    ApiPath(slug): ApiPath<String>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
+) -> Result<Json<List<cairn_store::webhooks::StoredWebhookEvent>>, ApiError> {
+    handlers::events(&ctx, &slug, q).await.map(Json)
+}
+
+pub async fn rerun(
+    TenantAdminCtx(ctx): TenantAdminCtx,
+    ApiPath((slug, id)): ApiPath<(String, String)>,
+) -> Result<Json<Handled>, ApiError> {
+    handlers::rerun(&ctx, &slug, &id).await.map(Json)
+}
+
 pub mod endpoints {
     use axum::http::StatusCode;
     use axum::Json;
@@ -82,6 +153,13 @@ pub mod endpoints {
         svc::delete(&ctx, &slug, &id).await.map(|()| StatusCode::NO_CONTENT)
     }
 
+    pub async fn enable(
+        TenantAdminCtx(ctx): TenantAdminCtx,
+        ApiPath((slug, id)): ApiPath<(String, String)>,
+    ) -> Result<Json<WebhookEndpoint>, ApiError> {
+        svc::enable(&ctx, &slug, &id).await.map(Json)
+    }
+
     pub async fn deliveries(
         TenantAdminCtx(ctx): TenantAdminCtx,
         ApiPath((slug, id)): ApiPath<(String, String)>,
@@ -105,7 +183,7 @@ pub mod alert_rules {
     use cairn_store::alerts::AlertRule;
 
     use super::Created;
-    use crate::auth::TenantAdminCtx;
+    use crate::auth::{OperatorCtx, TenantAdminCtx};
     use crate::error::ApiError;
     use crate::extract::{ApiJson, ApiPath};
     use crate::service::alert_rules::{self as svc, CreateRule};
@@ -131,5 +209,23 @@ pub mod alert_rules {
         ApiPath((slug, name)): ApiPath<(String, String)>,
     ) -> Result<StatusCode, ApiError> {
         svc::delete(&ctx, &slug, &name).await.map(|()| StatusCode::NO_CONTENT)
+    }
+
+    pub async fn create_platform(
+        OperatorCtx(ctx): OperatorCtx,
+        ApiJson(body): ApiJson<CreateRule>,
+    ) -> Result<Created<AlertRule>, ApiError> {
+        svc::create_platform(&ctx, body).await.map(Created)
+    }
+
+    pub async fn index_platform(OperatorCtx(ctx): OperatorCtx) -> Result<Json<List<AlertRule>>, ApiError> {
+        svc::list_platform(&ctx).await.map(super::super::unpaged)
+    }
+
+    pub async fn delete_platform(
+        OperatorCtx(ctx): OperatorCtx,
+        ApiPath(name): ApiPath<String>,
+    ) -> Result<StatusCode, ApiError> {
+        svc::delete_platform(&ctx, &name).await.map(|()| StatusCode::NO_CONTENT)
     }
 }

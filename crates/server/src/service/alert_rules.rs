@@ -1,8 +1,9 @@
-//! Alert rules of a tenant: counts of audit events over a window (see `crate::alerts`).
+//! Alert rules: counts of audit events over a window (see `crate::alerts`), a tenant's
+//! (its own events) or the platform's (the operator's: every tenant's and the platform's).
 
 use cairn_core::alert::{check_numbers, ActionPattern, GroupBy, Severity};
 use cairn_core::audit::Outcome;
-use cairn_store::alerts::AlertRule;
+use cairn_store::alerts::{AlertRule, AlertScope};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -41,7 +42,7 @@ fn yes() -> bool {
     true
 }
 
-pub async fn create(ctx: &Ctx, slug: &str, input: CreateRule) -> Result<AlertRule, ApiError> {
+fn rule_of(input: CreateRule, platform: bool) -> Result<AlertRule, ApiError> {
     let ok_name = (1..=64).contains(&input.name.len())
         && input
             .name
@@ -56,7 +57,15 @@ pub async fn create(ctx: &Ctx, slug: &str, input: CreateRule) -> Result<AlertRul
     let action = ActionPattern::parse(&input.action)?;
     check_numbers(input.threshold, input.window_secs, input.cooldown_secs)?;
     let group_by = GroupBy::parse(&input.group_by)
-        .ok_or_else(|| ApiError::invalid_field("group_by", "group_by: none, source_ip or actor"))?;
+        .filter(|g| platform || *g != GroupBy::Tenant)
+        .ok_or_else(|| {
+            let msg = if platform {
+                "group_by: none, source_ip, actor or tenant"
+            } else {
+                "group_by: none, source_ip or actor"
+            };
+            ApiError::invalid_field("group_by", msg)
+        })?;
     let severity = Severity::parse(&input.severity)
         .ok_or_else(|| ApiError::invalid_field("severity", "severity: info, warning or critical"))?;
     if let Some(o) = &input.outcome {
@@ -72,8 +81,7 @@ pub async fn create(ctx: &Ctx, slug: &str, input: CreateRule) -> Result<AlertRul
             return Err(ApiError::invalid_field("email_to", "email_to: an e-mail address"));
         }
     }
-    let tenant = super::tenants::resolve(ctx, slug).await?;
-    let rule = AlertRule {
+    Ok(AlertRule {
         id: format!("alr_{}", uuid::Uuid::now_v7().simple()),
         name: input.name,
         action,
@@ -86,34 +94,64 @@ pub async fn create(ctx: &Ctx, slug: &str, input: CreateRule) -> Result<AlertRul
         email_to: input.email_to,
         webhook: input.webhook,
         created_at: chrono::Utc::now(),
-    };
-    let rule = ctx.store().create_alert_rule(tenant.id, &rule).await?;
-    let event = ctx
+    })
+}
+
+async fn create_in(ctx: &Ctx, scope: AlertScope, rule: AlertRule) -> Result<AlertRule, ApiError> {
+    let rule = ctx.store().create_alert_rule(scope, &rule).await?;
+    let mut event = ctx
         .event("alert_rule.created", Outcome::Success)
-        .tenant(tenant.id)
         .target(rule.id.clone())
         .details(
             json!({ "name": rule.name, "action": rule.action, "threshold": rule.threshold,
-            "window_secs": rule.window_secs }),
+            "window_secs": rule.window_secs, "platform": scope == AlertScope::Platform }),
         );
+    if let AlertScope::Tenant(t) = scope {
+        event = event.tenant(t);
+    }
     ctx.audit(event).await;
     Ok(rule)
 }
 
+async fn delete_in(ctx: &Ctx, scope: AlertScope, name: &str) -> Result<(), ApiError> {
+    if !ctx.store().delete_alert_rule(scope, name).await? {
+        return Err(ApiError::new(Code::NotFound, "no such alert rule"));
+    }
+    let mut event = ctx
+        .event("alert_rule.deleted", Outcome::Success)
+        .details(json!({ "name": name, "platform": scope == AlertScope::Platform }));
+    if let AlertScope::Tenant(t) = scope {
+        event = event.tenant(t);
+    }
+    ctx.audit(event).await;
+    Ok(())
+}
+
+pub async fn create(ctx: &Ctx, slug: &str, input: CreateRule) -> Result<AlertRule, ApiError> {
+    let rule = rule_of(input, false)?;
+    let tenant = super::tenants::resolve(ctx, slug).await?;
+    create_in(ctx, AlertScope::Tenant(tenant.id), rule).await
+}
+
 pub async fn list(ctx: &Ctx, slug: &str) -> Result<Vec<AlertRule>, ApiError> {
     let tenant = super::tenants::resolve(ctx, slug).await?;
-    Ok(ctx.store().alert_rules(tenant.id).await?)
+    Ok(ctx.store().alert_rules(AlertScope::Tenant(tenant.id)).await?)
 }
 
 pub async fn delete(ctx: &Ctx, slug: &str, name: &str) -> Result<(), ApiError> {
     let tenant = super::tenants::resolve(ctx, slug).await?;
-    if !ctx.store().delete_alert_rule(tenant.id, name).await? {
-        return Err(ApiError::new(Code::NotFound, "no such alert rule"));
-    }
-    let event = ctx
-        .event("alert_rule.deleted", Outcome::Success)
-        .tenant(tenant.id)
-        .details(json!({ "name": name }));
-    ctx.audit(event).await;
-    Ok(())
+    delete_in(ctx, AlertScope::Tenant(tenant.id), name).await
+}
+
+/// An operator's rule over every tenant's events and the platform's.
+pub async fn create_platform(ctx: &Ctx, input: CreateRule) -> Result<AlertRule, ApiError> {
+    create_in(ctx, AlertScope::Platform, rule_of(input, true)?).await
+}
+
+pub async fn list_platform(ctx: &Ctx) -> Result<Vec<AlertRule>, ApiError> {
+    Ok(ctx.store().alert_rules(AlertScope::Platform).await?)
+}
+
+pub async fn delete_platform(ctx: &Ctx, name: &str) -> Result<(), ApiError> {
+    delete_in(ctx, AlertScope::Platform, name).await
 }

@@ -16,6 +16,7 @@ pub mod tenants;
 pub mod usage;
 pub mod users;
 pub mod webhook_endpoints;
+pub mod webhook_handlers;
 pub mod webhooks;
 
 use serde::{Deserialize, Serialize};

@@ -125,6 +125,21 @@ pub async fn delete(ctx: &Ctx, slug: &str, id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Turns a disabled endpoint back on (after the receiver was fixed).
+pub async fn enable(ctx: &Ctx, slug: &str, id: &str) -> Result<WebhookEndpoint, ApiError> {
+    let tenant = super::tenants::resolve(ctx, slug).await?;
+    let id: WebhookEndpointId = id.parse().map_err(|_| not_found())?;
+    if !ctx.store().enable_webhook_endpoint(tenant.id, id).await? {
+        return Err(not_found());
+    }
+    let event = ctx
+        .event("webhook_endpoint.enabled", Outcome::Success)
+        .tenant(tenant.id)
+        .target(id.to_string());
+    ctx.audit(event).await;
+    ctx.store().webhook_endpoint(tenant.id, id).await?.ok_or_else(not_found)
+}
+
 /// An endpoint's newest deliveries with every attempt.
 pub async fn deliveries(ctx: &Ctx, slug: &str, id: &str) -> Result<Vec<DeliveryReport>, ApiError> {
     let tenant = super::tenants::resolve(ctx, slug).await?;

@@ -60,6 +60,8 @@ pub struct CreateSource {
     pub scheme: SchemeInput,
     /// A secret chosen by the sender (Stripe, GitHub); generated when absent.
     pub secret: Option<String>,
+    /// What to do with events by type (see `webhook_handlers`); none: store only.
+    pub handlers: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -109,7 +111,7 @@ fn scheme_of(input: SchemeInput) -> Result<Scheme, ApiError> {
 }
 
 /// (bytes to seal, text to show once).
-fn secret_of(scheme: &Scheme, given: Option<String>) -> Result<(Vec<u8>, String), ApiError> {
+pub(super) fn secret_of(scheme: &Scheme, given: Option<String>) -> Result<(Vec<u8>, String), ApiError> {
     match (scheme, given) {
         (Scheme::Standard, Some(s)) => {
             let secret = WebhookSecret::parse(&s).map_err(|e| ApiError::invalid_field("secret", e.reason))?;
@@ -160,6 +162,8 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 pub async fn create_source(ctx: &Ctx, slug: &str, input: CreateSource) -> Result<CreatedSource, ApiError> {
     check_name(&input.name)?;
     let scheme = scheme_of(input.scheme)?;
+    let handlers = super::webhook_handlers::parse_handlers(input.handlers)?;
+    let handlers = serde_json::to_string(&handlers).map_err(ApiError::internal)?;
     let (bytes, shown) = secret_of(&scheme, input.secret)?;
     let tenant = super::tenants::resolve(ctx, slug).await?;
     let id = WebhookSourceId::new();
@@ -177,7 +181,7 @@ pub async fn create_source(ctx: &Ctx, slug: &str, input: CreateSource) -> Result
     let scheme_json = serde_json::to_string(&scheme).map_err(ApiError::internal)?;
     let source = ctx
         .store()
-        .create_webhook_source(tenant.id, id, &input.name, &scheme_json, &sealed)
+        .create_webhook_source(tenant.id, id, &input.name, &scheme_json, &handlers, &sealed)
         .await?;
     let event = ctx
         .event("webhook_source.created", Outcome::Success)
@@ -214,6 +218,7 @@ pub async fn delete_source(ctx: &Ctx, slug: &str, name: &str) -> Result<(), ApiE
 pub struct Received {
     pub id: String,
     pub event_type: Option<String>,
+    pub handled: super::webhook_handlers::Handled,
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -306,9 +311,23 @@ pub async fn receive(
         .target(id.to_string())
         .details(json!({ "source": name, "event_type": event_type, "message_id": message_id }));
     ctx.audit(event).await;
+    let stored = cairn_store::webhooks::StoredWebhookEvent {
+        id: id.to_string(),
+        source_id: source.id.to_string(),
+        message_id,
+        event_type: event_type.clone(),
+        received_at: now,
+        payload: payload.into_owned(),
+        status: "stored".into(),
+        handler: None,
+        result: None,
+        handled_at: None,
+    };
+    let handled = super::webhook_handlers::dispatch(ctx, &tenant, &source, &stored).await;
     Ok(Received {
         id: id.to_string(),
         event_type,
+        handled,
     })
 }
 

@@ -20,6 +20,8 @@ use crate::crypto::Slot;
 use crate::oauth::cimd::{dialable, PublicOnly};
 use crate::state::AppState;
 
+pub mod operator;
+
 /// Deliveries one worker pass claims.
 const CLAIM: i64 = 20;
 
@@ -62,7 +64,7 @@ pub fn check_url(url: &str, cfg: &WebhookConfig) -> Result<url::Url, String> {
     Ok(parsed)
 }
 
-fn client(cfg: &WebhookConfig) -> reqwest::Client {
+pub(crate) fn client(cfg: &WebhookConfig) -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(cfg.timeout_secs))
         .redirect(reqwest::redirect::Policy::none())
@@ -199,12 +201,16 @@ async fn try_deliver(
                 json!({ "url": endpoint.url, "failing_since": endpoint.failing_since, "last_status": status_code }),
             );
         state.audit.emit(event).await;
+        // The tenant is told: its other endpoints may subscribe, and alert rules on
+        // `webhook_endpoint.disabled` e-mail it.
+        let data = json!({ "endpoint_id": endpoint.id, "url": endpoint.url, "failing_since": endpoint.failing_since });
+        publish(state, tenant, "webhook_endpoint.disabled", data).await;
     }
     Ok(())
 }
 
 /// A transport error without the URL (it may carry a token in its query).
-fn without_url(e: reqwest::Error) -> String {
+pub(crate) fn without_url(e: reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timeout"
     } else if e.is_connect() {

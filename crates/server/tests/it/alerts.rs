@@ -8,7 +8,11 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::json;
 
+use cairn_store::alerts::AlertScope;
+
 use crate::common::{python, TestApp};
+use crate::oauth::{auth_params, hidden, pkce, register, tenant_with_member};
+use crate::oauth_refusals::{login_page, post_form};
 use crate::webhooks_out::{python_verifies, receiver};
 
 /// A real SMTP server (aiosmtpd) writing what it receives into a maildir.
@@ -89,7 +93,7 @@ async fn ten_failed_logins_fire_one_alert_by_webhook_and_email_and_the_rest_are_
         });
     })
     .await;
-    app.tenant("acme").await;
+    tenant_with_member(&app, "acme", "alice@example.com", "member").await;
     let (rx, url) = receiver(200).await;
     let (_, endpoint) = app
         .post(
@@ -117,16 +121,21 @@ async fn ten_failed_logins_fire_one_alert_by_webhook_and_email_and_the_rest_are_
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     }
 
-    // 15 failed logins (a wrong API key on the tenant's MCP endpoint) from 127.0.0.1.
+    // 15 failed logins at the tenant's OAuth login form from 127.0.0.1: a wrong password
+    // ten times, then the per-account throttle refuses the rest (still failures).
+    let client_id = register(&app, "acme").await;
+    let p = pkce();
+    let params = auth_params(&app, "acme", &client_id, &p.challenge);
     for _ in 0..15 {
-        let resp = app
-            .client
-            .post(format!("http://{}/t/acme/mcp", app.addr))
-            .bearer_auth("cairn_live_nope_0000000000000000000000000000000000000000")
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
-            .send()
-            .await
-            .unwrap();
+        let (html, jar) = login_page(&app, "acme", &params).await;
+        let (request, csrf) = (hidden(&html, "request"), hidden(&html, "csrf_token"));
+        let form = [
+            ("request", request.as_str()),
+            ("csrf_token", csrf.as_str()),
+            ("email", "alice@example.com"),
+            ("password", "not the right password"),
+        ];
+        let resp = post_form(&app, "/t/acme/oauth/login", &jar, &form).await;
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     }
     app.state.audit.flush().await;
@@ -138,11 +147,25 @@ async fn ten_failed_logins_fire_one_alert_by_webhook_and_email_and_the_rest_are_
     let rule_id = rule["id"].as_str().unwrap().to_owned();
     // Every event evaluated: the 11th to 15th were suppressed by the cool-down.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while app.state.store.suppressed_alerts(tid, &rule_id).await.unwrap() < 5 {
+    while app
+        .state
+        .store
+        .suppressed_alerts(AlertScope::Tenant(tid), &rule_id)
+        .await
+        .unwrap()
+        < 5
+    {
         assert!(Instant::now() < deadline, "the evaluator did not see every event");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(app.state.store.suppressed_alerts(tid, &rule_id).await.unwrap(), 5);
+    assert_eq!(
+        app.state
+            .store
+            .suppressed_alerts(AlertScope::Tenant(tid), &rule_id)
+            .await
+            .unwrap(),
+        5
+    );
 
     // Exactly one e-mail and one signed webhook.
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -142,6 +142,12 @@ async fn quota_holds(shared: bool) {
 
     let events = primary.tenant_events("acme").await;
     assert!(events.iter().any(|e| e.action == "quota.exceeded"));
+    // The call that used the quota up announced it once (80 % and 100 % fall on call 3).
+    let announced: Vec<_> = events.iter().filter(|e| e.action == "quota.threshold").collect();
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    assert_eq!(announced[0].details["percent"], 100);
+    assert_eq!(announced[0].details["used"], 3);
+    assert_eq!(announced[0].details["quota"], 3);
 }
 
 #[tokio::test]

@@ -35,5 +35,6 @@ mod rotation;
 mod rotation_drill;
 mod tenants;
 mod users;
+mod webhook_handlers;
 mod webhooks;
 mod webhooks_out;

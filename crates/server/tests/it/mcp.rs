@@ -163,12 +163,37 @@ async fn keys_are_refused_outside_their_tenant_and_lifetime() {
         .filter(|e| e.action == "auth.failed")
         .map(|e| e.details["reason"].as_str().unwrap_or("").to_owned())
         .collect();
-    for reason in ["unknown_key", "revoked", "secret_mismatch", "expired", "malformed"] {
+    for reason in [
+        "key_of_another_tenant",
+        "revoked",
+        "secret_mismatch",
+        "expired",
+        "malformed",
+    ] {
         assert!(
             reasons.iter().any(|r| r == reason),
             "no auth.failed with reason {reason}: {reasons:?}"
         );
     }
+    // The denied cross-tenant attempt is in the key owner's trail (without naming where)
+    // and, with both tenants, in the platform's.
+    let globex = app.tenant_events("globex").await;
+    let crossed: Vec<_> = globex
+        .iter()
+        .filter(|e| e.action == "auth.cross_tenant_denied")
+        .collect();
+    assert_eq!(crossed.len(), 1, "{crossed:?}");
+    assert!(crossed[0].details.get("target_tenant").is_none());
+    let platform = app.state.store.recent_platform_audit_events(100).await.unwrap();
+    let both: Vec<_> = platform
+        .iter()
+        .filter(|e| e.action == "auth.cross_tenant_denied")
+        .collect();
+    assert_eq!(both.len(), 1, "{both:?}");
+    assert_eq!(
+        both[0].details["owner_tenant"],
+        s(&app.get("/api/v1/tenants/globex").await.1["id"])
+    );
 }
 
 #[tokio::test]

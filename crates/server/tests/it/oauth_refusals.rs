@@ -264,13 +264,16 @@ async fn a_wrong_password_or_a_non_member_is_refused_at_login() {
         );
     }
     let events = app.tenant_events("acme").await;
-    let mut logins: Vec<_> = events.iter().filter(|e| e.action == "oauth.login").collect();
+    let mut logins: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "auth.failed" && e.details["credential"] == "password")
+        .collect();
     logins.reverse();
     let seen: Vec<(&str, &str)> = logins
         .iter()
         .map(|e| (e.outcome.as_str(), e.details["reason"].as_str().unwrap_or_default()))
         .collect();
-    let expected: Vec<(&str, &str)> = cases.iter().map(|c| ("failure", c.2)).collect();
+    let expected: Vec<(&str, &str)> = cases.iter().map(|c| ("denied", c.2)).collect();
     assert_eq!(seen, expected);
 }
 
@@ -309,7 +312,7 @@ async fn forms_without_the_matching_csrf_token_are_forbidden() {
     let events = app.tenant_events("acme").await;
     assert!(!events
         .iter()
-        .any(|e| e.action.starts_with("oauth.login") || e.action == "oauth.consent"));
+        .any(|e| e.action.starts_with("oauth.login") || e.action == "oauth.consent" || e.action == "auth.failed"));
 }
 
 #[tokio::test]

@@ -108,7 +108,18 @@ async fn standard_webhooks_are_verified_recorded_once_and_bad_ones_refused() {
         .unwrap()
         .parse()
         .unwrap();
-    let events = app.state.store.webhook_events(tid, 10).await.unwrap();
+    let events = app
+        .state
+        .store
+        .webhook_events(
+            tid,
+            &cairn_store::webhooks::EventQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].message_id.as_deref(), Some("msg_1"));
     app.state.audit.flush().await;
@@ -211,7 +222,18 @@ async fn postgres_events_live_in_monthly_partitions_and_retention_drops_old_ones
         .await
         .unwrap();
     let after = webhook_partitions(&cfg).await.unwrap();
-    let events = app.state.store.webhook_events(tid, 10).await.unwrap();
+    let events = app
+        .state
+        .store
+        .webhook_events(
+            tid,
+            &cairn_store::webhooks::EventQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(events.len(), 1, "only the recent event is left: {events:?}");
     assert_eq!(events[0].message_id.as_deref(), Some("new"));
     match backend() {

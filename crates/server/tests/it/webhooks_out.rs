@@ -194,6 +194,29 @@ async fn a_failing_receiver_gets_retries_on_schedule_then_its_endpoint_is_disabl
         assert!(Instant::now() < deadline, "{list}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // Re-enabled by API: new events reach it again.
+    let (status, enabled) = app
+        .post(
+            &format!("/api/v1/tenants/acme/webhook-endpoints/{id}/enable"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{enabled}");
+    assert_eq!(enabled["status"], "enabled");
+    assert_eq!(enabled["failing_since"], Value::Null);
+    let (status, _) = ingest(&app, "acme", "default", "b.md", crate::kb::GARDEN).await;
+    assert_eq!(status, StatusCode::CREATED);
+    until("a delivery to the re-enabled endpoint", || {
+        rx.got.lock().unwrap().len() == 5
+    })
+    .await;
+    let (status, _) = app
+        .post("/api/v1/tenants/acme/webhook-endpoints/whep_nope/enable", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let audit = app.tenant_events("acme").await;
+    assert!(audit.iter().any(|e| e.action == "webhook_endpoint.enabled"));
 }
 
 #[tokio::test]
