@@ -112,9 +112,20 @@ async fn read_body_first(
             next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)))
                 .await
         }
+        // A webhook sender's oversized delivery still reaches its handler (empty, marked)
+        // so the refusal is audited against the source like every other refusal.
+        Err(_) if parts.uri.path().starts_with("/hooks/") => {
+            let mut req = axum::extract::Request::from_parts(parts, axum::body::Body::empty());
+            req.extensions_mut().insert(BodyTooLarge);
+            next.run(req).await
+        }
         Err(_) => ApiError::new(error::Code::PayloadTooLarge, "request body is too large").into_response(),
     }
 }
+
+/// Marks a request whose body was over the limit and was dropped (see `read_body_first`).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTooLarge;
 
 fn panic_response() -> Response {
     ApiError::internal("handler panicked").into_response()

@@ -58,10 +58,12 @@ pub async fn receive(
     meta: RequestMeta,
     ApiPath((slug, source)): ApiPath<(String, String)>,
     headers: HeaderMap,
+    too_large: Option<axum::Extension<crate::BodyTooLarge>>,
     body: Bytes,
 ) -> Result<Json<Received>, ApiError> {
     let ctx = webhooks::sender(&app, meta);
-    webhooks::receive(&ctx, &slug, &source, &headers, &body).await.map(Json)
+    let body = if too_large.is_some() { None } else { Some(&body[..]) };
+    webhooks::receive(&ctx, &slug, &source, &headers, body).await.map(Json)
 }
 
 pub async fn create(

@@ -226,12 +226,13 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Verifies and records one delivery. Every refusal is audited with its reason code.
+/// `body` is `None` when it was over the server's body limit (and dropped).
 pub async fn receive(
     ctx: &Ctx,
     slug: &str,
     name: &str,
     headers: &HeaderMap,
-    body: &[u8],
+    body: Option<&[u8]>,
 ) -> Result<Received, ApiError> {
     let unknown = || ApiError::new(Code::WebhookSourceNotFound, "no such webhook source");
     let refused_unknown = |tenant: Option<cairn_core::ids::TenantId>| {
@@ -261,11 +262,11 @@ pub async fn receive(
             .details(json!({ "source": name, "reason": reason }));
         (event, ApiError::new(code, format!("webhook refused: {reason}")))
     };
-    if body.len() > MAX_BODY_BYTES {
+    let Some(body) = body.filter(|b| b.len() <= MAX_BODY_BYTES) else {
         let (event, err) = refuse(Code::PayloadTooLarge, "body_too_large");
         ctx.audit(event).await;
         return Err(err);
-    }
+    };
     let scheme: Scheme = serde_json::from_str(&source.scheme).map_err(ApiError::internal)?;
     let secrets = open_secrets(&ctx.state, &tenant, &source).await?;
     let now = chrono::Utc::now();

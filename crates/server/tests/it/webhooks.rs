@@ -101,6 +101,10 @@ async fn standard_webhooks_are_verified_recorded_once_and_bad_ones_refused() {
     let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(1024 * 1024 + 10));
     let bigh = standard_headers(&secret, "msg_5", now, &big);
     refused("payload_too_large")(deliver(&app, "/hooks/acme/billing", &bigh, &big).await);
+    // Over the server-wide limit too (2 MiB): still refused by the source, and audited.
+    let huge = format!(r#"{{"pad":"{}"}}"#, "x".repeat(3 * 1024 * 1024));
+    let hugeh = standard_headers(&secret, "msg_6", now, &huge);
+    refused("payload_too_large")(deliver(&app, "/hooks/acme/billing", &hugeh, &huge).await);
 
     // Exactly one event stored; every refusal audited with its reason.
     let tid: cairn_core::ids::TenantId = app.get("/api/v1/tenants/acme").await.1["id"]
@@ -125,7 +129,7 @@ async fn standard_webhooks_are_verified_recorded_once_and_bad_ones_refused() {
     app.state.audit.flush().await;
     let audit = app.tenant_events("acme").await;
     let rejected = audit.iter().filter(|e| e.action == "webhook.rejected").count();
-    assert_eq!(rejected, 9, "{audit:?}");
+    assert_eq!(rejected, 10, "{audit:?}");
     assert_eq!(audit.iter().filter(|e| e.action == "webhook.received").count(), 1);
 }
 
