@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::is_unique_violation;
+use crate::scope::EitherTx;
 use crate::types::{DbTime, DbUuid};
 use crate::{Store, StoreError};
 
@@ -103,28 +104,6 @@ impl AlertScope {
     }
 }
 
-/// A transaction in the rule's scope.
-enum ScopeTx {
-    Tenant(crate::scope::TenantTx),
-    Platform(crate::scope::PlatformTx),
-}
-
-impl ScopeTx {
-    fn tx(&mut self) -> &mut crate::scope::Tx {
-        match self {
-            Self::Tenant(t) => &mut t.tx,
-            Self::Platform(p) => &mut p.tx,
-        }
-    }
-
-    async fn commit(self) -> Result<(), StoreError> {
-        match self {
-            Self::Tenant(t) => t.commit().await,
-            Self::Platform(p) => p.commit().await,
-        }
-    }
-}
-
 /// What an evaluation decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FireDecision {
@@ -135,11 +114,12 @@ pub enum FireDecision {
 }
 
 impl Store {
-    async fn scope_tx(&self, scope: AlertScope, write: bool) -> Result<ScopeTx, StoreError> {
-        Ok(match scope {
-            AlertScope::Tenant(t) => ScopeTx::Tenant(self.tenant_tx(t, write).await?),
-            AlertScope::Platform => ScopeTx::Platform(self.platform_tx(write).await?),
-        })
+    async fn scope_tx(&self, scope: AlertScope, write: bool) -> Result<EitherTx, StoreError> {
+        let tenant = match scope {
+            AlertScope::Tenant(t) => Some(t),
+            AlertScope::Platform => None,
+        };
+        EitherTx::begin(self, tenant, write).await
     }
 
     pub async fn create_alert_rule(&self, scope: AlertScope, rule: &AlertRule) -> Result<AlertRule, StoreError> {

@@ -5,9 +5,9 @@
 use cairn_core::ids::TenantId;
 use chrono::{DateTime, Utc};
 
-use crate::scope::Tx;
+use crate::scope::EitherTx;
 use crate::types::{DbTime, DbUuid};
-use crate::{PlatformTx, Store, StoreError, TenantTx};
+use crate::{Store, StoreError};
 
 /// What one purge step did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,7 +24,7 @@ impl Store {
     /// The (seq, hash) a chain resumes from after a purge.
     pub async fn audit_checkpoint(&self, tenant: Option<TenantId>) -> Result<Option<(i64, String)>, StoreError> {
         let chain = DbUuid(tenant.map(|t| t.as_uuid()).unwrap_or_default());
-        let mut tx = Scope::begin(self, tenant, false).await?;
+        let mut tx = EitherTx::begin(self, tenant, false).await?;
         let row: Option<(i64, String)> = with_conn!(tx.tx(), conn => {
             sqlx::query_as("SELECT seq, hash FROM audit_chain_checkpoints WHERE chain_id = $1")
                 .bind(chain).fetch_optional(conn).await
@@ -47,7 +47,7 @@ impl Store {
             // The platform table has no tenant column; `$1 = $1` keeps the binds aligned.
             None => ("platform_audit_events", "$1 = $1"),
         };
-        let mut tx = Scope::begin(self, tenant, true).await?;
+        let mut tx = EitherTx::begin(self, tenant, true).await?;
         let cut = DbTime::new(cutoff);
         let bounds = format!(
             "SELECT (SELECT min(seq) FROM {table} WHERE {filter} AND seq IS NOT NULL), \
@@ -92,35 +92,5 @@ impl Store {
         }
         tx.commit().await?;
         Ok(step)
-    }
-}
-
-/// A tenant's chain is read and purged under its tenant scope (row-level security on
-/// PostgreSQL), the platform chain under the platform scope.
-enum Scope {
-    Tenant(TenantTx),
-    Platform(PlatformTx),
-}
-
-impl Scope {
-    async fn begin(store: &Store, tenant: Option<TenantId>, write: bool) -> Result<Self, StoreError> {
-        Ok(match tenant {
-            Some(t) => Self::Tenant(store.tenant_tx(t, write).await?),
-            None => Self::Platform(store.platform_tx(write).await?),
-        })
-    }
-
-    fn tx(&mut self) -> &mut Tx {
-        match self {
-            Self::Tenant(t) => &mut t.tx,
-            Self::Platform(p) => &mut p.tx,
-        }
-    }
-
-    async fn commit(self) -> Result<(), StoreError> {
-        match self {
-            Self::Tenant(t) => t.commit().await,
-            Self::Platform(p) => p.commit().await,
-        }
     }
 }

@@ -100,3 +100,34 @@ impl Store {
         Ok(PlatformTx { tx })
     }
 }
+
+/// A tenant's transaction or the platform's, for code that serves both (a tenant's audit
+/// chain or the platform's; a tenant's alert rules or the platform's).
+pub(crate) enum EitherTx {
+    Tenant(TenantTx),
+    Platform(PlatformTx),
+}
+
+impl EitherTx {
+    /// The tenant's scope, or the platform's for `None`.
+    pub(crate) async fn begin(store: &Store, tenant: Option<TenantId>, write: bool) -> Result<Self, StoreError> {
+        Ok(match tenant {
+            Some(t) => Self::Tenant(store.tenant_tx(t, write).await?),
+            None => Self::Platform(store.platform_tx(write).await?),
+        })
+    }
+
+    pub(crate) fn tx(&mut self) -> &mut Tx {
+        match self {
+            Self::Tenant(t) => &mut t.tx,
+            Self::Platform(p) => &mut p.tx,
+        }
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Self::Tenant(t) => t.commit().await,
+            Self::Platform(p) => p.commit().await,
+        }
+    }
+}

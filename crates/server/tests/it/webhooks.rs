@@ -32,6 +32,15 @@ fn standard_headers(secret: &WebhookSecret, id: &str, ts: i64, body: &str) -> Ve
     ]
 }
 
+/// The tenant's recorded events, newest first.
+async fn recorded(app: &TestApp, tid: cairn_core::ids::TenantId) -> Vec<cairn_store::webhooks::StoredWebhookEvent> {
+    let q = cairn_store::webhooks::EventQuery {
+        limit: 10,
+        ..Default::default()
+    };
+    app.state.store.webhook_events(tid, &q).await.unwrap()
+}
+
 #[tokio::test]
 async fn standard_webhooks_are_verified_recorded_once_and_bad_ones_refused() {
     let app = TestApp::start().await;
@@ -112,18 +121,7 @@ async fn standard_webhooks_are_verified_recorded_once_and_bad_ones_refused() {
         .unwrap()
         .parse()
         .unwrap();
-    let events = app
-        .state
-        .store
-        .webhook_events(
-            tid,
-            &cairn_store::webhooks::EventQuery {
-                limit: 10,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let events = recorded(&app, tid).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].message_id.as_deref(), Some("msg_1"));
     app.state.audit.flush().await;
@@ -226,18 +224,7 @@ async fn postgres_events_live_in_monthly_partitions_and_retention_drops_old_ones
         .await
         .unwrap();
     let after = webhook_partitions(&cfg).await.unwrap();
-    let events = app
-        .state
-        .store
-        .webhook_events(
-            tid,
-            &cairn_store::webhooks::EventQuery {
-                limit: 10,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let events = recorded(&app, tid).await;
     assert_eq!(events.len(), 1, "only the recent event is left: {events:?}");
     assert_eq!(events[0].message_id.as_deref(), Some("new"));
     match backend() {
