@@ -78,7 +78,9 @@ pub struct StoredWebhookEvent {
     pub message_id: Option<String>,
     pub event_type: Option<String>,
     pub received_at: DateTime<Utc>,
-    pub payload: String,
+    /// Absent in lists (a page of 1 MiB payloads would be huge); see `webhook_event`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
     /// `stored` (no handler), `processed` or `failed`.
     pub status: String,
     pub handler: Option<String>,
@@ -94,7 +96,7 @@ struct EventRow {
     message_id: Option<String>,
     event_type: Option<String>,
     received_at: DbTime,
-    payload: String,
+    payload: Option<String>,
     status: String,
     handler: Option<String>,
     result: Option<String>,
@@ -120,6 +122,8 @@ impl From<EventRow> for StoredWebhookEvent {
 
 const EVENT_COLUMNS: &str =
     "id, source_id, message_id, event_type, received_at, payload, status, handler, result, handled_at";
+const EVENT_COLUMNS_NO_PAYLOAD: &str = "id, source_id, message_id, event_type, received_at, \
+    CAST(NULL AS TEXT) AS payload, status, handler, result, handled_at";
 
 /// A page of a tenant's recorded events, newest first.
 #[derive(Debug, Default)]
@@ -248,7 +252,8 @@ impl Store {
         Ok(Some(id))
     }
 
-    /// A tenant's recorded events, newest first (across partitions on PostgreSQL).
+    /// A tenant's recorded events without their payloads, newest first (across
+    /// partitions on PostgreSQL).
     pub async fn webhook_events(
         &self,
         tenant: TenantId,
@@ -259,7 +264,7 @@ impl Store {
             None => (None, None),
         };
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM webhook_events WHERE tenant_id = $1 \
+            "SELECT {EVENT_COLUMNS_NO_PAYLOAD} FROM webhook_events WHERE tenant_id = $1 \
              AND ($2 IS NULL OR source_id = $2) \
              AND ($3 IS NULL OR received_at < $3 OR (received_at = $3 AND id < $4)) \
              ORDER BY received_at DESC, id DESC LIMIT $5"

@@ -25,6 +25,7 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{t}/webhook-sources/{{name}}/handlers"), put(set_handlers))
         .route(&format!("{t}/webhook-sources/{{name}}/rotate-secret"), post(rotate))
         .route(&format!("{t}/webhook-events"), get(events))
+        .route(&format!("{t}/webhook-events/{{id}}"), get(event))
         .route(&format!("{t}/webhook-events/{{id}}/rerun"), post(rerun))
         .route(
             &format!("{t}/alert-rules"),
@@ -112,6 +113,13 @@ pub async fn events(
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<Json<List<cairn_store::webhooks::StoredWebhookEvent>>, ApiError> {
     handlers::events(&ctx, &slug, q).await.map(Json)
+}
+
+pub async fn event(
+    TenantAdminCtx(ctx): TenantAdminCtx,
+    ApiPath((slug, id)): ApiPath<(String, String)>,
+) -> Result<Json<cairn_store::webhooks::StoredWebhookEvent>, ApiError> {
+    handlers::event(&ctx, &slug, &id).await.map(Json)
 }
 
 pub async fn rerun(

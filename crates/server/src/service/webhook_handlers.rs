@@ -106,7 +106,7 @@ async fn run(ctx: &Ctx, tenant: &Tenant, source: &WebhookSource, h: &Handler, ev
             title,
             content_type,
         } => {
-            let Ok(payload) = serde_json::from_str::<Value>(&event.payload) else {
+            let Some(Ok(payload)) = event.payload.as_deref().map(serde_json::from_str::<Value>) else {
                 return failed("invalid_payload", "the payload is not JSON".into());
             };
             let field = |p: &str| handler::field(&payload, p);
@@ -210,6 +210,15 @@ async fn source_named(ctx: &Ctx, tenant: &Tenant, name: &str) -> Result<WebhookS
         .webhook_source(tenant.id, name)
         .await?
         .ok_or_else(|| ApiError::new(Code::WebhookSourceNotFound, "no such webhook source"))
+}
+
+/// One received event with its payload.
+pub async fn event(ctx: &Ctx, slug: &str, id: &str) -> Result<StoredWebhookEvent, ApiError> {
+    let tenant = super::tenants::resolve(ctx, slug).await?;
+    ctx.store()
+        .webhook_event(tenant.id, id)
+        .await?
+        .ok_or_else(|| ApiError::new(Code::NotFound, "no such webhook event"))
 }
 
 /// Runs the current handler of an event's source again (after fixing a handler or a base).

@@ -318,7 +318,7 @@ pub async fn receive(
         message_id,
         event_type: event_type.clone(),
         received_at: now,
-        payload: payload.into_owned(),
+        payload: Some(payload.into_owned()),
         status: "stored".into(),
         handler: None,
         result: None,

@@ -131,6 +131,14 @@ async fn events_are_handed_to_handlers_by_type_and_can_be_rerun() {
     }
     assert_eq!(seen.len(), 5, "{seen:?}");
     assert!(seen.contains(&failed_id));
+    assert!(items[0].get("payload").is_none(), "lists leave payloads out: {first}");
+    let (status, one) = app
+        .get(&format!("/api/v1/tenants/acme/webhook-events/{failed_id}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    let payload: Value = serde_json::from_str(s(&one["payload"])).unwrap();
+    assert_eq!(payload["data"]["id"], "pg-2");
+    assert_eq!(one["result"]["error"], "missing_field", "{one}");
     let (status, body) = app.get("/api/v1/tenants/acme/webhook-events?cursor=nope").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let (status, _) = app.get("/api/v1/tenants/acme/webhook-events?source=nope").await;
