@@ -203,8 +203,15 @@ impl Store {
             (GroupBy::Tenant, Some(_)) => " AND $5 = ''",
             _ => " AND $5 IS NULL",
         };
-        let filter = "occurred_at >= $2 AND occurred_at <= $6 AND action LIKE $3 ESCAPE '\\' \
-                      AND ($4 IS NULL OR outcome = $4)";
+        // An exact action is compared with `=` so the (…, action, occurred_at) indexes serve
+        // it; a LIKE with a bound pattern cannot use them on PostgreSQL.
+        let (action_sql, action) = if rule.action.as_str().ends_with('*') {
+            ("action LIKE $3 ESCAPE '\\'", rule.action.like())
+        } else {
+            ("action = $3", rule.action.as_str().to_owned())
+        };
+        let filter =
+            format!("occurred_at >= $2 AND occurred_at <= $6 AND {action_sql} AND ($4 IS NULL OR outcome = $4)");
         let (sql, key) = match scope {
             AlertScope::Tenant(t) => (
                 format!(
@@ -224,10 +231,19 @@ impl Store {
                 DbUuid(uuid::Uuid::nil()),
             ),
         };
+        // A tenant group is named by its id (`ten_…`); the column holds the bare UUID.
+        let tenant_group = match rule.group_by {
+            GroupBy::Tenant => group.map(|g| match g.parse::<TenantId>() {
+                Ok(t) => t.as_uuid().hyphenated().to_string(),
+                Err(_) => String::new(),
+            }),
+            _ => None,
+        };
+        let group = tenant_group.as_deref().or(group);
         let mut tx = self.scope_tx(scope, false).await?;
         let n: i64 = with_conn!(tx.tx(), conn => {
             sqlx::query_scalar(&sql)
-                .bind(key).bind(DbTime::new(since)).bind(rule.action.like())
+                .bind(key).bind(DbTime::new(since)).bind(action)
                 .bind(rule.outcome.as_deref()).bind(group).bind(DbTime::new(until))
                 .fetch_one(conn).await
         })?;

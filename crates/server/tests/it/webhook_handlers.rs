@@ -273,8 +273,17 @@ async fn platform_alert_rules_count_across_tenants_and_reach_the_operator() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{rule}");
+    // A prefix pattern counted per tenant: fires once for each (four failures each).
+    let (status, body) = app
+        .post(
+            "/api/v1/alert-rules",
+            json!({"name": "per-tenant", "action": "auth.*", "threshold": 4, "window_secs": 60,
+                   "group_by": "tenant", "webhook": false}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     let (_, listed) = app.get("/api/v1/alert-rules").await;
-    assert_eq!(listed["data"].as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(2), "{listed}");
     // A tenant admin path does not list the operator's rules.
     let (_, tenant_rules) = app.get("/api/v1/tenants/acme/alert-rules").await;
     assert_eq!(tenant_rules["data"].as_array().map(Vec::len), Some(0));
@@ -321,9 +330,27 @@ async fn platform_alert_rules_count_across_tenants_and_reach_the_operator() {
     assert_eq!(payload["data"]["count"], 6);
     app.state.audit.flush().await;
     let platform = app.state.store.recent_platform_audit_events(100).await.unwrap();
-    let fired: Vec<_> = platform.iter().filter(|e| e.action == "alert.fired").collect();
-    assert_eq!(fired.len(), 1, "{fired:?}");
-    assert_eq!(fired[0].details["webhook"], "queued");
+    // Rules are evaluated in name order per event, so "per-tenant" fired for the last
+    // event before "stuffing" counted its second suppression (waited for above).
+    let fired = |rule: &str| -> Vec<_> {
+        platform
+            .iter()
+            .filter(|e| e.action == "alert.fired" && e.details["alert"]["rule"] == rule)
+            .collect()
+    };
+    assert_eq!(fired("stuffing").len(), 1, "{platform:?}");
+    assert_eq!(fired("stuffing")[0].details["webhook"], "queued");
+    let mut groups: Vec<_> = fired("per-tenant")
+        .iter()
+        .map(|e| e.details["alert"]["group"].as_str().unwrap().to_owned())
+        .collect();
+    groups.sort();
+    let mut ids = vec![
+        s(&app.get("/api/v1/tenants/acme").await.1["id"]).to_owned(),
+        s(&app.get("/api/v1/tenants/globex").await.1["id"]).to_owned(),
+    ];
+    ids.sort();
+    assert_eq!(groups, ids);
     for slug in ["acme", "globex"] {
         let events = app.tenant_events(slug).await;
         assert!(!events.iter().any(|e| e.action == "alert.fired"), "{slug}");
