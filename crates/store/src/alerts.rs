@@ -303,6 +303,27 @@ impl Store {
         Ok(decision)
     }
 
+    /// Per rule of the scope: when it last fired (any group) and how many alerts its
+    /// cool-downs are holding back now (all groups).
+    pub async fn alert_rule_states(
+        &self,
+        scope: AlertScope,
+    ) -> Result<Vec<(String, Option<DateTime<Utc>>, i64)>, StoreError> {
+        let Tables {
+            state, key_col, key, ..
+        } = scope.tables();
+        let sql = format!(
+            "SELECT rule_id, max(last_fired_at), CAST(COALESCE(sum(suppressed), 0) AS BIGINT) FROM {state} \
+             WHERE {key_col} = $1 GROUP BY rule_id"
+        );
+        let mut tx = self.scope_tx(scope, false).await?;
+        let rows: Vec<(String, Option<DbTime>, i64)> = with_conn!(tx.tx(), conn => {
+            sqlx::query_as(&sql).bind(key).fetch_all(conn).await
+        })?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(|(id, at, n)| (id, at.map(|t| t.0), n)).collect())
+    }
+
     /// Alerts a rule's cool-down is currently holding back, per group.
     pub async fn suppressed_alerts(&self, scope: AlertScope, rule_id: &str) -> Result<i64, StoreError> {
         let Tables {

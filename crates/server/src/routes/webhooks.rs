@@ -196,7 +196,7 @@ pub mod alert_rules {
     use crate::auth::{OperatorCtx, TenantAdminCtx};
     use crate::error::ApiError;
     use crate::extract::{ApiJson, ApiPath};
-    use crate::service::alert_rules::{self as svc, CreateRule};
+    use crate::service::alert_rules::{self as svc, CreateRule, RuleView};
     use crate::service::List;
 
     pub async fn create(
@@ -210,7 +210,7 @@ pub mod alert_rules {
     pub async fn index(
         TenantAdminCtx(ctx): TenantAdminCtx,
         ApiPath(slug): ApiPath<String>,
-    ) -> Result<Json<List<AlertRule>>, ApiError> {
+    ) -> Result<Json<List<RuleView>>, ApiError> {
         svc::list(&ctx, &slug).await.map(super::super::unpaged)
     }
 
@@ -228,7 +228,7 @@ pub mod alert_rules {
         svc::create_platform(&ctx, body).await.map(Created)
     }
 
-    pub async fn index_platform(OperatorCtx(ctx): OperatorCtx) -> Result<Json<List<AlertRule>>, ApiError> {
+    pub async fn index_platform(OperatorCtx(ctx): OperatorCtx) -> Result<Json<List<RuleView>>, ApiError> {
         svc::list_platform(&ctx).await.map(super::super::unpaged)
     }
 

@@ -4,7 +4,7 @@
 use cairn_core::alert::{check_numbers, ActionPattern, GroupBy, Severity};
 use cairn_core::audit::Outcome;
 use cairn_store::alerts::{AlertRule, AlertScope};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::{ApiError, Code};
@@ -133,9 +133,38 @@ pub async fn create(ctx: &Ctx, slug: &str, input: CreateRule) -> Result<AlertRul
     create_in(ctx, AlertScope::Tenant(tenant.id), rule).await
 }
 
-pub async fn list(ctx: &Ctx, slug: &str) -> Result<Vec<AlertRule>, ApiError> {
+/// A rule with what it did lately.
+#[derive(Debug, Serialize)]
+pub struct RuleView {
+    #[serde(flatten)]
+    pub rule: AlertRule,
+    pub last_fired_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Alerts its cool-down is holding back now (reported with its next alert).
+    pub suppressed: i64,
+}
+
+async fn list_in(ctx: &Ctx, scope: AlertScope) -> Result<Vec<RuleView>, ApiError> {
+    let rules = ctx.store().alert_rules(scope).await?;
+    let states = ctx.store().alert_rule_states(scope).await?;
+    Ok(rules
+        .into_iter()
+        .map(|rule| {
+            let (last_fired_at, suppressed) = states
+                .iter()
+                .find(|(id, _, _)| *id == rule.id)
+                .map_or((None, 0), |(_, at, n)| (*at, *n));
+            RuleView {
+                rule,
+                last_fired_at,
+                suppressed,
+            }
+        })
+        .collect())
+}
+
+pub async fn list(ctx: &Ctx, slug: &str) -> Result<Vec<RuleView>, ApiError> {
     let tenant = super::tenants::resolve(ctx, slug).await?;
-    Ok(ctx.store().alert_rules(AlertScope::Tenant(tenant.id)).await?)
+    list_in(ctx, AlertScope::Tenant(tenant.id)).await
 }
 
 pub async fn delete(ctx: &Ctx, slug: &str, name: &str) -> Result<(), ApiError> {
@@ -148,8 +177,8 @@ pub async fn create_platform(ctx: &Ctx, input: CreateRule) -> Result<AlertRule, 
     create_in(ctx, AlertScope::Platform, rule_of(input, true)?).await
 }
 
-pub async fn list_platform(ctx: &Ctx) -> Result<Vec<AlertRule>, ApiError> {
-    Ok(ctx.store().alert_rules(AlertScope::Platform).await?)
+pub async fn list_platform(ctx: &Ctx) -> Result<Vec<RuleView>, ApiError> {
+    list_in(ctx, AlertScope::Platform).await
 }
 
 pub async fn delete_platform(ctx: &Ctx, name: &str) -> Result<(), ApiError> {

@@ -166,6 +166,10 @@ async fn ten_failed_logins_fire_one_alert_by_webhook_and_email_and_the_rest_are_
             .unwrap(),
         5
     );
+    // The rule list shows it too.
+    let (_, rules) = app.get("/api/v1/tenants/acme/alert-rules").await;
+    assert_eq!(rules["data"][0]["suppressed"], 5, "{rules}");
+    assert!(rules["data"][0]["last_fired_at"].is_string(), "{rules}");
 
     // Exactly one e-mail and one signed webhook.
     let deadline = Instant::now() + Duration::from_secs(20);
