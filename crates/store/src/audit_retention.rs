@@ -97,27 +97,27 @@ impl Store {
 
 /// A tenant's chain is read and purged under its tenant scope (row-level security on
 /// PostgreSQL), the platform chain under the platform scope.
-enum Scope {
+pub(crate) enum Scope {
     Tenant(TenantTx),
     Platform(PlatformTx),
 }
 
 impl Scope {
-    async fn begin(store: &Store, tenant: Option<TenantId>, write: bool) -> Result<Self, StoreError> {
+    pub(crate) async fn begin(store: &Store, tenant: Option<TenantId>, write: bool) -> Result<Self, StoreError> {
         Ok(match tenant {
             Some(t) => Self::Tenant(store.tenant_tx(t, write).await?),
             None => Self::Platform(store.platform_tx(write).await?),
         })
     }
 
-    fn tx(&mut self) -> &mut Tx {
+    pub(crate) fn tx(&mut self) -> &mut Tx {
         match self {
             Self::Tenant(t) => &mut t.tx,
             Self::Platform(p) => &mut p.tx,
         }
     }
 
-    async fn commit(self) -> Result<(), StoreError> {
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
         match self {
             Self::Tenant(t) => t.commit().await,
             Self::Platform(p) => p.commit().await,
