@@ -12,7 +12,8 @@ use crate::state::Ctx;
 #[derive(Debug, Subcommand)]
 pub enum AuditCmd {
     /// Walk the audit chains (every tenant's and the platform's, or one tenant's) and
-    /// report the first row where each breaks; exit status 1 if any is broken.
+    /// report the first row where each breaks; exit status 1 if any is broken or has
+    /// events set aside outside it.
     Verify {
         #[arg(long)]
         tenant: Option<String>,
@@ -57,7 +58,7 @@ pub async fn run(cmd: AuditCmd, ctx: &Ctx) -> Result<(), CliError> {
         AuditCmd::Verify { tenant } => {
             let reports = crate::service::audit::verify(ctx, tenant.as_deref()).await?;
             print_json(&reports)?;
-            let broken: Vec<String> = reports
+            let mut broken: Vec<String> = reports
                 .iter()
                 .filter_map(|r| {
                     r.first_break
@@ -65,6 +66,12 @@ pub async fn run(cmd: AuditCmd, ctx: &Ctx) -> Result<(), CliError> {
                         .map(|b| format!("{} at seq {} (event {}): {:?}", r.chain, b.seq, b.id, b.reason))
                 })
                 .collect();
+            broken.extend(reports.iter().filter(|r| r.set_aside > 0).map(|r| {
+                format!(
+                    "{}: {} events set aside in audit_dead_letters, outside the chain",
+                    r.chain, r.set_aside
+                )
+            }));
             if broken.is_empty() {
                 Ok(())
             } else {
