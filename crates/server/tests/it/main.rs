@@ -6,6 +6,7 @@
 mod common;
 
 mod alerts;
+mod alerts_tls;
 mod api_errors;
 mod audit;
 mod audit_chain;
@@ -33,6 +34,7 @@ mod oauth_tokens;
 mod operator;
 mod rotation;
 mod rotation_drill;
+mod smtp_sink;
 mod tenants;
 mod users;
 mod webhooks;
