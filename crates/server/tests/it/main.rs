@@ -10,6 +10,7 @@ mod alerts_tls;
 mod api_errors;
 mod audit;
 mod audit_chain;
+mod audit_export_failure;
 mod audit_query;
 mod cli;
 mod connections;
