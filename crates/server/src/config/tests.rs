@@ -103,7 +103,10 @@ fn unknown_file_keys_are_rejected() {
 fn smtp_ca_file_must_hold_a_certificate_and_needs_tls() {
     figment::Jail::expect_with(|jail| {
         let smtp = "[smtp]\nhost = \"smtp.example.com\"\nport = 587\nfrom = \"a@example.com\"\n";
-        jail.create_file("ca.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")?;
+        jail.create_file(
+            "ca.pem",
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )?;
         jail.create_file("empty.pem", "")?;
         let load = |rest: &str| -> Result<Config, String> {
             std::fs::write("cairn.toml", format!("{smtp}{rest}")).map_err(|e| e.to_string())?;
