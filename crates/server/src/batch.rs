@@ -18,6 +18,8 @@ const BATCH: usize = 1000;
 /// under load this turns many small transactions into few large ones (the profile showed
 /// per-transaction cost dominating metering). A flush request cuts the wait short.
 const LINGER: Duration = Duration::from_millis(50);
+/// Attempts of the normal write before a writer with a fallback hands the batch to it.
+const WRITE_ATTEMPTS: u32 = 3;
 
 enum Msg<T> {
     Item(T),
@@ -52,15 +54,34 @@ impl<T> std::fmt::Debug for Batcher<T> {
 
 impl<T: Clone + Send + 'static> Batcher<T> {
     /// Starts the writer task; it ends when every handle is dropped and the queue is
-    /// drained. `write` gets each batch; it is retried while it fails.
+    /// drained. `write` gets each batch; it is retried while it fails (the database being
+    /// unreachable is the failure this is for).
     pub fn start<F, Fut>(name: &'static str, write: F) -> (Self, JoinHandle<()>)
     where
         F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
+        Self::spawn(name, Arc::new(move |items| Box::pin(write(items))), None)
+    }
+
+    /// Like [`Batcher::start`], but a batch `write` refuses [`WRITE_ATTEMPTS`] times in a
+    /// row goes to `fallback`, which must store or set aside what it can: a batch that
+    /// can never be written (a constraint it violates) then does not stop the writer and
+    /// every `flush` behind it. `fallback` is retried while it fails.
+    pub fn start_with_fallback<F, Fut, G, GFut>(name: &'static str, write: F, fallback: G) -> (Self, JoinHandle<()>)
+    where
+        F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+        G: Fn(Vec<T>) -> GFut + Send + Sync + 'static,
+        GFut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        let fallback: WriteFn<T> = Arc::new(move |items| Box::pin(fallback(items)));
+        Self::spawn(name, Arc::new(move |items| Box::pin(write(items))), Some(fallback))
+    }
+
+    fn spawn(name: &'static str, write: WriteFn<T>, fallback: Option<WriteFn<T>>) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let write: WriteFn<T> = Arc::new(move |items| Box::pin(write(items)));
-        let task = tokio::spawn(drain(name, rx, write));
+        let task = tokio::spawn(drain(name, rx, write, fallback));
         (Self { tx, name }, task)
     }
 
@@ -79,7 +100,12 @@ impl<T: Clone + Send + 'static> Batcher<T> {
     }
 }
 
-async fn drain<T: Clone + Send + 'static>(name: &'static str, mut rx: mpsc::Receiver<Msg<T>>, write: WriteFn<T>) {
+async fn drain<T: Clone + Send + 'static>(
+    name: &'static str,
+    mut rx: mpsc::Receiver<Msg<T>>,
+    write: WriteFn<T>,
+    fallback: Option<WriteFn<T>>,
+) {
     let mut msgs = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut msgs, BATCH).await > 0 {
         let deadline = tokio::time::Instant::now() + LINGER;
@@ -98,24 +124,36 @@ async fn drain<T: Clone + Send + 'static>(name: &'static str, mut rx: mpsc::Rece
                 Msg::Flush(done) => flushes.push(done),
             }
         }
-        write_with_retry(name, &write, items, rx.is_closed()).await;
+        write_with_retry(name, &write, fallback.as_ref(), items, rx.is_closed()).await;
         for done in flushes {
             let _ = done.send(());
         }
     }
 }
 
-/// Retries with capped back-off while the database is unreachable. Once the server is
-/// shutting down it gives up after a few attempts and logs how many records were lost.
-async fn write_with_retry<T: Clone>(name: &'static str, write: &WriteFn<T>, items: Vec<T>, shutting_down: bool) {
+/// Retries with capped back-off while the database is unreachable; after
+/// [`WRITE_ATTEMPTS`] failures the fallback (if any) takes over the attempts. Once the
+/// server is shutting down it gives up after a few attempts (at least one of them the
+/// fallback's) and logs how many records were lost.
+async fn write_with_retry<T: Clone>(
+    name: &'static str,
+    write: &WriteFn<T>,
+    fallback: Option<&WriteFn<T>>,
+    items: Vec<T>,
+    shutting_down: bool,
+) {
     if items.is_empty() {
         return;
     }
     let mut delay = Duration::from_millis(100);
     for attempt in 1u32.. {
-        match write(items.clone()).await {
+        let (result, last_resort) = match fallback {
+            Some(f) if attempt > WRITE_ATTEMPTS => (f(items.clone()).await, true),
+            _ => (write(items.clone()).await, fallback.is_none()),
+        };
+        match result {
             Ok(()) => return,
-            Err(e) if shutting_down && attempt >= 3 => {
+            Err(e) if shutting_down && attempt >= 3 && last_resort => {
                 tracing::error!(writer = name, error = %e, lost = items.len(), "batch could not be written");
                 return;
             }

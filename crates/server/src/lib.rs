@@ -163,6 +163,8 @@ pub enum StartupError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Secrets(String),
+    #[error(transparent)]
+    Embedder(#[from] kb::embed::EmbedError),
 }
 
 /// A built server, ready to serve.
@@ -191,6 +193,7 @@ impl Server {
         let (usage, usage_task) = usage::UsageSink::start(store.clone());
         let state = AppState::new(store, audit, usage, config).map_err(StartupError::Secrets)?;
         state.verify().await.map_err(StartupError::Secrets)?;
+        state.kb.warm()?;
         let rewrapped = state
             .keyring
             .rewrap_all(&state.store)

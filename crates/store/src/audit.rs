@@ -88,51 +88,7 @@ impl Store {
         }
         let mut tx = self.platform_tx(true).await?;
         for (chain, list) in chains {
-            let (mut seq, mut prev) = lock_head(&mut tx.tx, chain).await?;
-            let chain_name = chain.hyphenated().to_string();
-            let mut links = Vec::with_capacity(list.len());
-            for e in &list {
-                seq += 1;
-                let id = e.id.as_uuid().hyphenated().to_string();
-                let actor_id = e.actor.id();
-                let fields = ChainFields {
-                    id: &id,
-                    occurred_at_micros: DbTime::new(e.occurred_at).0.timestamp_micros(),
-                    actor_kind: e.actor.kind(),
-                    actor_id: actor_id.as_deref(),
-                    action: e.action,
-                    target: e.target.as_deref(),
-                    outcome: e.outcome.as_str(),
-                    request_id: e.request_id.as_deref(),
-                    source_ip: e.source_ip.as_deref(),
-                    user_agent: e.user_agent.as_deref(),
-                    details: &e.details,
-                };
-                let hash = link_hash(&chain_name, seq, &prev, &fields);
-                links.push((*e, seq, std::mem::replace(&mut prev, hash.clone()), hash));
-            }
-            let table = if chain.is_nil() {
-                format!("platform_audit_events ({COMMON}, seq, prev_hash, hash)")
-            } else {
-                format!("audit_events (tenant_id, {COMMON}, seq, prev_hash, hash)")
-            };
-            for part in links.chunks(CHUNK) {
-                with_conn!(&mut tx.tx, conn => {
-                    let mut qb = sqlx::QueryBuilder::new(format!("INSERT INTO {table} "));
-                    qb.push_values(part, |mut b, (e, seq, prev, hash)| {
-                        if !chain.is_nil() {
-                            b.push_bind(DbUuid(chain));
-                        }
-                        push_common(&mut b, e);
-                        b.push_bind(*seq).push_bind(prev.as_str()).push_bind(hash.as_str());
-                    });
-                    qb.build().execute(conn).await.map(|r| r.rows_affected())
-                })?;
-            }
-            with_conn!(&mut tx.tx, conn => {
-                sqlx::query("UPDATE audit_chain_heads SET seq = $2, hash = $3 WHERE chain_id = $1")
-                    .bind(DbUuid(chain)).bind(seq).bind(&prev).execute(conn).await.map(|r| r.rows_affected())
-            })?;
+            append_chain(&mut tx.tx, chain, &list).await?;
         }
         tx.commit().await
     }
@@ -160,6 +116,57 @@ impl Store {
         tx.commit().await?;
         Ok(rows.into_iter().map(|r| r.into_event(None)).collect())
     }
+}
+
+/// Appends `list` to `chain` (the nil UUID: the platform chain) inside `tx`: locks the
+/// chain's head, links each event to the one before and moves the head past them.
+pub(crate) async fn append_chain(tx: &mut Tx, chain: Uuid, list: &[&AuditEvent]) -> Result<(), StoreError> {
+    let (mut seq, mut prev) = lock_head(tx, chain).await?;
+    let chain_name = chain.hyphenated().to_string();
+    let mut links = Vec::with_capacity(list.len());
+    for e in list {
+        seq += 1;
+        let id = e.id.as_uuid().hyphenated().to_string();
+        let actor_id = e.actor.id();
+        let fields = ChainFields {
+            id: &id,
+            occurred_at_micros: DbTime::new(e.occurred_at).0.timestamp_micros(),
+            actor_kind: e.actor.kind(),
+            actor_id: actor_id.as_deref(),
+            action: e.action,
+            target: e.target.as_deref(),
+            outcome: e.outcome.as_str(),
+            request_id: e.request_id.as_deref(),
+            source_ip: e.source_ip.as_deref(),
+            user_agent: e.user_agent.as_deref(),
+            details: &e.details,
+        };
+        let hash = link_hash(&chain_name, seq, &prev, &fields);
+        links.push((*e, seq, std::mem::replace(&mut prev, hash.clone()), hash));
+    }
+    let table = if chain.is_nil() {
+        format!("platform_audit_events ({COMMON}, seq, prev_hash, hash)")
+    } else {
+        format!("audit_events (tenant_id, {COMMON}, seq, prev_hash, hash)")
+    };
+    for part in links.chunks(CHUNK) {
+        with_conn!(&mut *tx, conn => {
+            let mut qb = sqlx::QueryBuilder::new(format!("INSERT INTO {table} "));
+            qb.push_values(part, |mut b, (e, seq, prev, hash)| {
+                if !chain.is_nil() {
+                    b.push_bind(DbUuid(chain));
+                }
+                push_common(&mut b, e);
+                b.push_bind(*seq).push_bind(prev.as_str()).push_bind(hash.as_str());
+            });
+            qb.build().execute(conn).await.map(|r| r.rows_affected())
+        })?;
+    }
+    with_conn!(&mut *tx, conn => {
+        sqlx::query("UPDATE audit_chain_heads SET seq = $2, hash = $3 WHERE chain_id = $1")
+            .bind(DbUuid(chain)).bind(seq).bind(&prev).execute(conn).await.map(|r| r.rows_affected())
+    })?;
+    Ok(())
 }
 
 fn push_common<'a, DB>(b: &mut sqlx::query_builder::Separated<'_, 'a, DB, &'static str>, e: &'a AuditEvent)

@@ -16,6 +16,7 @@ mod macros;
 pub mod alerts;
 pub mod api_keys;
 pub mod audit;
+pub mod audit_dead_letters;
 pub mod audit_query;
 pub mod audit_retention;
 pub mod connected_accounts;

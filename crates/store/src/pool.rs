@@ -283,6 +283,15 @@ async fn ensure_wal(conn: &mut sqlx::SqliteConnection) -> Result<(), StoreError>
     Ok(())
 }
 
+/// How much of a SQLite database file each connection maps into memory, and its page
+/// cache (KiB). Both fill up with whatever a connection reads: mapped pages count in the
+/// process's resident memory (file-backed, reclaimable), cached ones are heap. A scan of a
+/// large table — an audit export — would turn both bounds, times the connections it
+/// happens to use, into resident size; such scans shrink them for their own statements
+/// (`audit_query`).
+pub(crate) const SQLITE_MMAP_BYTES: i64 = 1 << 30;
+pub(crate) const SQLITE_CACHE_KIB: i64 = 64 * 1024;
+
 fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
     let opts =
         SqliteConnectOptions::from_str(url).map_err(|e| StoreError::Config(format!("invalid SQLite URL: {e}")))?;
@@ -295,8 +304,8 @@ fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
         // SQLite's default page cache is 2 MB: ingestion and search of a knowledge base of a
         // few thousand chunks then re-read B-tree and FTS pages through pread all the time.
         // Memory-mapped reads plus a 64 MB cache per connection keep the hot pages in memory.
-        .pragma("cache_size", "-65536")
-        .pragma("mmap_size", "1073741824")
+        .pragma("cache_size", format!("-{SQLITE_CACHE_KIB}"))
+        .pragma("mmap_size", SQLITE_MMAP_BYTES.to_string())
         .pragma("temp_store", "memory");
     if let Some(parent) = opts.get_filename().parent() {
         create_dir(parent)?;

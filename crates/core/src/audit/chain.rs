@@ -122,6 +122,10 @@ pub enum BreakReason {
     LinkBroken,
     /// A position is missing or repeated.
     SequenceGap,
+    /// The chain head (where the next event is appended) does not name the newest stored
+    /// row: the head was edited, or the newest rows were deleted. `seq` is the head's,
+    /// `id` the newest verified row's (empty if none).
+    HeadMismatch,
 }
 
 /// Walks a chain in `seq` order, one page at a time. `expected` carries (seq, hash)
@@ -129,7 +133,12 @@ pub enum BreakReason {
 #[derive(Debug, Clone)]
 pub struct Verifier {
     chain: String,
+    start: Option<(i64, String)>,
     last: Option<(i64, String)>,
+    last_id: String,
+    /// The head as read before the walk, and the hash of the row at its `seq` once seen.
+    head: Option<(i64, String)>,
+    at_head: Option<String>,
     pub verified: u64,
 }
 
@@ -138,9 +147,20 @@ impl Verifier {
     pub fn new(chain: &str, start: Option<(i64, String)>) -> Self {
         Self {
             chain: chain.to_owned(),
-            last: start,
+            last: start.clone(),
+            start,
+            last_id: String::new(),
+            head: None,
+            at_head: None,
             verified: 0,
         }
+    }
+
+    /// The chain head (seq, hash) as stored, read before the first page: [`Verifier::finish`]
+    /// checks it against the rows.
+    pub fn expect_head(mut self, head: Option<(i64, String)>) -> Self {
+        self.head = head;
+        self
     }
 
     /// Checks the next row; the first break found is returned and verification stops there.
@@ -163,8 +183,41 @@ impl Verifier {
         if link.prev_hash != want_prev {
             return Err(fail(BreakReason::LinkBroken));
         }
+        if self.head.as_ref().is_some_and(|(seq, _)| *seq == link.seq) {
+            self.at_head = Some(link.hash.to_owned());
+        }
         self.last = Some((link.seq, link.hash.to_owned()));
+        link.fields.id.clone_into(&mut self.last_id);
         self.verified += 1;
+        Ok(())
+    }
+
+    /// After the last row: the head read before the walk must name a verified row (or the
+    /// checkpoint, or the genesis of an empty chain). Rows past it may have been appended
+    /// during the walk, but then the head has moved on too: `head_seq_now` is the head's
+    /// `seq` read after the walk. A head and its rows are written in one transaction, so
+    /// a consistent database never fails this.
+    pub fn finish(&self, head_seq_now: Option<i64>) -> Result<(), Break> {
+        let last_seq = self.last.as_ref().map_or(0, |(seq, _)| *seq);
+        let fail = |seq| Break {
+            seq,
+            id: self.last_id.clone(),
+            reason: BreakReason::HeadMismatch,
+        };
+        let Some((head_seq, head_hash)) = &self.head else {
+            return if self.last.is_none() { Ok(()) } else { Err(fail(0)) };
+        };
+        let expected = match &self.start {
+            Some((seq, hash)) if seq == head_seq => Some(hash.as_str()),
+            None if *head_seq == 0 => Some(GENESIS),
+            _ => self.at_head.as_deref(),
+        };
+        if expected != Some(head_hash.as_str()) {
+            return Err(fail(*head_seq));
+        }
+        if last_seq > *head_seq && head_seq_now.is_none_or(|now| now < last_seq) {
+            return Err(fail(head_seq_now.unwrap_or(*head_seq)));
+        }
         Ok(())
     }
 }
@@ -277,5 +330,39 @@ mod tests {
                 fields: rows[1].clone()
             })
             .is_ok());
+    }
+
+    #[test]
+    fn the_head_must_name_the_newest_row() {
+        let d = json!(null);
+        let rows = vec![fields("e1", "a", &d), fields("e2", "b", &d), fields("e3", "c", &d)];
+        let links = build("c", &rows);
+        let walk = |head: Option<(i64, String)>, upto: usize| {
+            let mut v = Verifier::new("c", None).expect_head(head);
+            for (f, (seq, prev, hash)) in rows.iter().zip(&links).take(upto) {
+                v.check(&StoredLink {
+                    seq: *seq,
+                    prev_hash: prev,
+                    hash,
+                    fields: f.clone(),
+                })
+                .unwrap();
+            }
+            v
+        };
+        let head = |i: usize| Some((links[i].0, links[i].2.clone()));
+        assert_eq!(walk(head(2), 3).finish(Some(3)), Ok(()));
+        // Rows appended during the walk: the head read afterwards has moved on.
+        assert_eq!(walk(head(1), 3).finish(Some(3)), Ok(()));
+        // A head moved back (the next append would collide) or deleted.
+        let back = walk(head(1), 3).finish(Some(2)).unwrap_err();
+        assert_eq!((back.seq, back.reason), (2, BreakReason::HeadMismatch));
+        assert!(walk(None, 3).finish(None).is_err());
+        // An edited head hash, and a head ahead of the rows (the newest rows deleted).
+        assert!(walk(Some((3, "f".repeat(64))), 3).finish(Some(3)).is_err());
+        assert!(walk(head(2), 2).finish(Some(3)).is_err());
+        // An empty chain: no head, or a head at the genesis.
+        assert_eq!(walk(None, 0).finish(None), Ok(()));
+        assert_eq!(walk(Some((0, GENESIS.to_owned())), 0).finish(Some(0)), Ok(()));
     }
 }

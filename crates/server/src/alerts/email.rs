@@ -3,6 +3,7 @@
 
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::Fired;
@@ -46,12 +47,11 @@ pub async fn send_alert(config: &Config, to: &str, fired: &Fired) -> Result<(), 
         .header(ContentType::TEXT_PLAIN)
         .body(body)
         .map_err(|e| e.to_string())?;
+    let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host);
     let builder = match cfg.tls {
-        SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host),
-        SmtpTls::Starttls => {
-            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&cfg.host).map_err(|e| e.to_string())?
-        }
-        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&cfg.host).map_err(|e| e.to_string())?,
+        SmtpTls::None => builder,
+        SmtpTls::Starttls => builder.tls(Tls::Required(tls_parameters(cfg)?)),
+        SmtpTls::Tls => builder.tls(Tls::Wrapper(tls_parameters(cfg)?)),
     };
     let mut builder = builder
         .port(cfg.port)
@@ -65,4 +65,15 @@ pub async fn send_alert(config: &Config, to: &str, fired: &Fired) -> Result<(), 
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// The server's certificate must be valid for `host` and chain to a public root or to a
+/// CA of `ca_file`. There is deliberately no way to accept an invalid certificate.
+fn tls_parameters(cfg: &SmtpConfig) -> Result<TlsParameters, String> {
+    let mut builder = TlsParameters::builder(cfg.host.clone());
+    if let Some(pem) = cfg.ca_pem()? {
+        let ca = Certificate::from_pem(&pem).map_err(|e| format!("smtp.ca_file: {e}"))?;
+        builder = builder.add_root_certificate(ca);
+    }
+    builder.build_rustls().map_err(|e| e.to_string())
 }

@@ -12,7 +12,8 @@ use crate::state::Ctx;
 #[derive(Debug, Subcommand)]
 pub enum AuditCmd {
     /// Walk the audit chains (every tenant's and the platform's, or one tenant's) and
-    /// report the first row where each breaks; exit status 1 if any is broken.
+    /// report the first row where each breaks; exit status 1 if any is broken or has
+    /// events set aside outside it.
     Verify {
         #[arg(long)]
         tenant: Option<String>,
@@ -45,7 +46,8 @@ pub enum AuditCmd {
         /// success, failure or denied.
         #[arg(long)]
         outcome: Option<String>,
-        /// Write to this file instead of standard output.
+        /// Write to this file instead of standard output (under a temporary name beside
+        /// it until the export is complete).
         #[arg(long)]
         output: Option<PathBuf>,
     },
@@ -57,7 +59,7 @@ pub async fn run(cmd: AuditCmd, ctx: &Ctx) -> Result<(), CliError> {
         AuditCmd::Verify { tenant } => {
             let reports = crate::service::audit::verify(ctx, tenant.as_deref()).await?;
             print_json(&reports)?;
-            let broken: Vec<String> = reports
+            let mut broken: Vec<String> = reports
                 .iter()
                 .filter_map(|r| {
                     r.first_break
@@ -65,6 +67,12 @@ pub async fn run(cmd: AuditCmd, ctx: &Ctx) -> Result<(), CliError> {
                         .map(|b| format!("{} at seq {} (event {}): {:?}", r.chain, b.seq, b.id, b.reason))
                 })
                 .collect();
+            broken.extend(reports.iter().filter(|r| r.set_aside > 0).map(|r| {
+                format!(
+                    "{}: {} events set aside in audit_dead_letters, outside the chain",
+                    r.chain, r.set_aside
+                )
+            }));
             if broken.is_empty() {
                 Ok(())
             } else {
@@ -96,40 +104,92 @@ pub async fn run(cmd: AuditCmd, ctx: &Ctx) -> Result<(), CliError> {
 }
 
 async fn export(ctx: &Ctx, tenant: Option<&str>, query: ExportQuery, output: Option<PathBuf>) -> Result<(), CliError> {
-    // The file is created first: a path that cannot be written fails before anything is
-    // read or audited.
-    let (sink, path): (Box<dyn Write + Send>, _) = match output {
-        Some(path) => {
-            let file = std::fs::File::create(&path)
-                .map_err(|e| CliError::Input(format!("cannot create {}: {e}", path.display())))?;
-            (Box::new(file), Some(path))
-        }
-        None => (Box::new(std::io::stdout()), None),
-    };
-    let mut sink = std::io::BufWriter::with_capacity(256 * 1024, sink);
+    let (target, writer) = Target::open(output)?;
+    let mut sink = std::io::BufWriter::with_capacity(256 * 1024, writer);
     let result = async {
         let mut export = audit_query::export(ctx, tenant, query).await?;
         while let Some(chunk) = export.next_chunk().await.map_err(crate::error::ApiError::from)? {
-            sink.write_all(&chunk)
-                .map_err(|e| CliError::Input(format!("cannot write the export: {e}")))?;
+            sink.write_all(&chunk).map_err(write_error)?;
         }
-        sink.flush()
-            .map_err(|e| CliError::Input(format!("cannot write the export: {e}")))?;
+        sink.flush().map_err(write_error)?;
         Ok::<_, CliError>(export.rows)
     }
     .await;
-    match (result, path) {
-        (Ok(rows), Some(path)) => {
-            eprintln!("{rows} audit events written to {}", path.display());
-            Ok(())
-        }
-        (Ok(_), None) => Ok(()),
-        // Half a file would look like a complete export with fewer events.
-        (Err(e), Some(path)) => {
-            drop(sink);
-            let _ = std::fs::remove_file(&path);
+    drop(sink);
+    match result {
+        Ok(rows) => target.finish(rows),
+        Err(e) => {
+            target.abandon();
             Err(e)
         }
-        (Err(e), None) => Err(e),
+    }
+}
+
+fn write_error(e: std::io::Error) -> CliError {
+    CliError::Input(format!("cannot write the export: {e}"))
+}
+
+/// Where an export goes. A file is written under a temporary name beside it and renamed
+/// when complete: half a file would look like a complete export with fewer events, and a
+/// failed export leaves an earlier file of that name as it was. A path that is not a
+/// regular file (`/dev/stdout`, a pipe) is written directly and never removed.
+enum Target {
+    Stdout,
+    Direct(PathBuf),
+    File { path: PathBuf, partial: PathBuf },
+}
+
+impl Target {
+    /// Creates the file first: a path that cannot be written fails before anything is
+    /// read or audited.
+    fn open(output: Option<PathBuf>) -> Result<(Self, Box<dyn Write + Send>), CliError> {
+        let Some(path) = output else {
+            return Ok((Self::Stdout, Box::new(std::io::stdout())));
+        };
+        let target = match std::fs::metadata(&path) {
+            Ok(m) if !m.is_file() => Self::Direct(path),
+            _ => {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let partial = path.with_file_name(format!(".{name}.partial"));
+                Self::File { path, partial }
+            }
+        };
+        let file = match &target {
+            Self::Direct(p) | Self::File { partial: p, .. } => std::fs::File::create(p),
+            Self::Stdout => return Ok((target, Box::new(std::io::stdout()))),
+        };
+        match file {
+            Ok(f) => Ok((target, Box::new(f))),
+            Err(e) => Err(CliError::Input(format!("cannot create {}: {e}", target.shown()))),
+        }
+    }
+
+    fn shown(&self) -> String {
+        match self {
+            Self::Stdout => "standard output".into(),
+            Self::Direct(p) | Self::File { path: p, .. } => p.display().to_string(),
+        }
+    }
+
+    fn finish(self, rows: u64) -> Result<(), CliError> {
+        if let Self::File { path, partial } = &self {
+            std::fs::rename(partial, path).map_err(|e| {
+                let _ = std::fs::remove_file(partial);
+                CliError::Input(format!("cannot write {}: {e}", path.display()))
+            })?;
+        }
+        if !matches!(self, Self::Stdout) {
+            eprintln!("{rows} audit events written to {}", self.shown());
+        }
+        Ok(())
+    }
+
+    fn abandon(self) {
+        if let Self::File { partial, .. } = self {
+            let _ = std::fs::remove_file(partial);
+        }
     }
 }

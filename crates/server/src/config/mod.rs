@@ -306,6 +306,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.kb.validate().map_err(|e| invalid("kb", e))?;
         self.webhooks.validate().map_err(|e| invalid("webhooks", e))?;
+        if let Some(smtp) = &self.smtp {
+            smtp.validate().map_err(|e| invalid("smtp", e))?;
+        }
         let url = self.database_url();
         Backend::from_url(&url).map_err(|e| invalid("database_url", e.to_string()))?;
         if url.contains(":memory:") || url.contains("mode=memory") {

@@ -1,5 +1,7 @@
 //! SMTP for alert e-mail (`[smtp]` in cairn.toml, `CAIRN_SMTP__<KEY>`).
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +21,11 @@ pub struct SmtpConfig {
     pub host: String,
     pub port: u16,
     pub tls: SmtpTls,
+    /// PEM file of certificate authorities to trust for the server's certificate, in
+    /// addition to the public roots (a relay with a certificate from a private CA).
+    /// Read at every delivery, so a renewed file needs no restart.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     pub username: Option<String>,
     /// Never logged or echoed (`Debug` prints it redacted).
     pub password: Option<String>,
@@ -41,9 +48,29 @@ impl std::fmt::Debug for SmtpConfig {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("tls", &self.tls)
+            .field("ca_file", &self.ca_file)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("from", &self.from)
             .finish()
+    }
+}
+
+impl SmtpConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.ca_file.is_some() && self.tls == SmtpTls::None {
+            return Err("ca_file needs tls = \"starttls\" or \"tls\"".into());
+        }
+        self.ca_pem().map(drop)
+    }
+
+    /// The contents of `ca_file`, checked to hold at least one PEM certificate.
+    pub fn ca_pem(&self) -> Result<Option<Vec<u8>>, String> {
+        let Some(path) = &self.ca_file else { return Ok(None) };
+        let pem = std::fs::read(path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+            return Err(format!("ca_file {}: holds no PEM certificate", path.display()));
+        }
+        Ok(Some(pem))
     }
 }

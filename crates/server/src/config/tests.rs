@@ -98,3 +98,31 @@ fn unknown_file_keys_are_rejected() {
         Ok(())
     });
 }
+
+#[test]
+fn smtp_ca_file_must_hold_a_certificate_and_needs_tls() {
+    figment::Jail::expect_with(|jail| {
+        let smtp = "[smtp]\nhost = \"smtp.example.com\"\nport = 587\nfrom = \"a@example.com\"\n";
+        jail.create_file(
+            "ca.pem",
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )?;
+        jail.create_file("empty.pem", "")?;
+        let load = |rest: &str| -> Result<Config, String> {
+            std::fs::write("cairn.toml", format!("{smtp}{rest}")).map_err(|e| e.to_string())?;
+            Config::load(&ConfigArgs::default()).map_err(|e| e.to_string())
+        };
+        let cfg = load("tls = \"starttls\"\nca_file = \"ca.pem\"\n")?;
+        let ca = cfg.smtp.as_ref().and_then(|s| s.ca_file.clone());
+        assert_eq!(ca, Some(std::path::PathBuf::from("ca.pem")));
+        for (rest, why) in [
+            ("tls = \"starttls\"\nca_file = \"missing.pem\"\n", "missing.pem"),
+            ("tls = \"tls\"\nca_file = \"empty.pem\"\n", "no PEM certificate"),
+            ("tls = \"none\"\nca_file = \"ca.pem\"\n", "needs tls"),
+        ] {
+            let err = load(rest).err().unwrap_or_default();
+            assert!(err.contains("smtp") && err.contains(why), "{rest}: {err}");
+        }
+        Ok(())
+    });
+}

@@ -115,6 +115,27 @@ impl Embedder for BuiltinEmbedder {
     }
 }
 
+/// The built-in model behind a handle that parses it on first use. Parsing takes the
+/// model's ~30 MB twice over (reference and fast path) plus the tokenizer: ~70 MB of heap
+/// that a CLI command which never embeds (an audit export, a key rotation) should not
+/// pay. The server parses it at start ([`crate::kb::Knowledge::warm`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LazyBuiltin;
+
+impl Embedder for LazyBuiltin {
+    fn model_id(&self) -> &str {
+        BuiltinEmbedder::MODEL_ID
+    }
+
+    fn dimension(&self) -> usize {
+        BuiltinEmbedder::DIMENSION
+    }
+
+    fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        BuiltinEmbedder::shared()?.embed(texts)
+    }
+}
+
 /// Texts per call from which embedding runs on the rayon pool.
 const PARALLEL_FROM: usize = 32;
 

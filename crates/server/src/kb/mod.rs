@@ -18,7 +18,7 @@ use cairn_store::knowledge::KnowledgeBase;
 
 use crate::config::kb::{EmbedderChoice, KbConfig};
 use crate::error::{ApiError, Code};
-use embed::{BuiltinEmbedder, EmbedError, Embedder};
+use embed::{BuiltinEmbedder, EmbedError, Embedder, LazyBuiltin};
 
 /// The knowledge-base machinery one server holds: the embedder, the in-memory vector
 /// indexes (SQLite) and recent search latencies.
@@ -43,7 +43,7 @@ const LATENCY_WINDOW: usize = 1000;
 impl Knowledge {
     pub fn new(config: &KbConfig) -> Result<Self, EmbedError> {
         let embedder: Option<Arc<dyn Embedder>> = match config.embedder {
-            EmbedderChoice::Builtin => Some(BuiltinEmbedder::shared()?),
+            EmbedderChoice::Builtin => Some(Arc::new(LazyBuiltin)),
             EmbedderChoice::Http => {
                 let cfg = config
                     .http
@@ -59,6 +59,15 @@ impl Knowledge {
             index: index::VectorIndexes::new_with(config.vector_cache_bytes),
             latencies: moka::sync::Cache::builder().max_capacity(10_000).build(),
         })
+    }
+
+    /// Parses the built-in model now (if it is the embedder), so that the server fails
+    /// at start rather than at its first search, and that search is not slowed by it.
+    pub fn warm(&self) -> Result<(), EmbedError> {
+        if self.config.embedder == EmbedderChoice::Builtin {
+            BuiltinEmbedder::shared()?;
+        }
+        Ok(())
     }
 
     /// The embedder of `kb`, if the base has vectors. A base made with another model than

@@ -1,5 +1,7 @@
 //! Audit-chain verification: walks each chain in order and reports the first row where
-//! it breaks (edited, deleted or reordered rows). Used by `cairn audit verify`.
+//! it breaks (edited, deleted or reordered rows, or a chain head that does not name the
+//! newest row), and how many events were set aside outside the chain. Used by
+//! `cairn audit verify`.
 
 use cairn_core::audit::chain::{Break, ChainFields, StoredLink, Verifier};
 use cairn_core::audit::{Actor, AuditEvent, Outcome};
@@ -17,10 +19,13 @@ const PAGE: i64 = 1000;
 pub struct ChainReport {
     /// The tenant's slug, or `platform`.
     pub chain: String,
+    /// No break and nothing set aside.
     pub ok: bool,
     pub verified: u64,
     /// Events written before chains existed (migration 0012): not covered.
     pub unchained: i64,
+    /// Events the writer could not append to this chain, kept in `audit_dead_letters`.
+    pub set_aside: i64,
     pub first_break: Option<Break>,
 }
 
@@ -31,7 +36,8 @@ pub async fn verify_chain(ctx: &Ctx, tenant: Option<TenantId>, name: &str) -> Re
     // After a purge the chain starts at its checkpoint (the last purged link).
     let start = store.audit_checkpoint(tenant).await?;
     let mut after = start.as_ref().map_or(0, |(seq, _)| *seq);
-    let mut verifier = Verifier::new(&chain, start);
+    let head = store.audit_chain_head(tenant).await?;
+    let mut verifier = Verifier::new(&chain, start).expect_head(head);
     let mut first_break = None;
     'pages: loop {
         let page = store.audit_chain_page(tenant, after, PAGE).await?;
@@ -64,11 +70,17 @@ pub async fn verify_chain(ctx: &Ctx, tenant: Option<TenantId>, name: &str) -> Re
             }
         }
     }
+    if first_break.is_none() {
+        let head_now = store.audit_chain_head(tenant).await?;
+        first_break = verifier.finish(head_now.map(|(seq, _)| seq)).err();
+    }
+    let set_aside = store.audit_dead_letter_count(tenant).await?;
     Ok(ChainReport {
         chain: name.to_owned(),
-        ok: first_break.is_none(),
+        ok: first_break.is_none() && set_aside == 0,
         verified: verifier.verified,
         unchained: store.audit_unchained(tenant).await?,
+        set_aside,
         first_break,
     })
 }

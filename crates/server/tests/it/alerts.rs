@@ -10,72 +10,15 @@ use serde_json::json;
 
 use cairn_store::alerts::AlertScope;
 
-use crate::common::{python, TestApp};
+use crate::common::TestApp;
 use crate::oauth::{auth_params, hidden, pkce, register, tenant_with_member};
 use crate::oauth_refusals::{login_page, post_form};
+use crate::smtp_sink::smtp_sink;
 use crate::webhooks_out::{python_verifies, receiver};
-
-/// A real SMTP server (aiosmtpd) writing what it receives into a maildir.
-struct SmtpSink {
-    child: std::process::Child,
-    port: u16,
-    maildir: tempfile::TempDir,
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn smtp_sink() -> SmtpSink {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let maildir = tempfile::tempdir().unwrap();
-    let child = std::process::Command::new(python())
-        .args([
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            &format!("127.0.0.1:{port}"),
-            "-c",
-            "aiosmtpd.handlers.Mailbox",
-        ])
-        .arg(maildir.path().join("mail"))
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "aiosmtpd did not start (pip install aiosmtpd)"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    SmtpSink { child, port, maildir }
-}
-
-impl SmtpSink {
-    fn messages(&self) -> Vec<String> {
-        let dir = self.maildir.path().join("mail").join("new");
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return Vec::new();
-        };
-        entries
-            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-            .collect()
-    }
-}
 
 #[tokio::test]
 async fn ten_failed_logins_fire_one_alert_by_webhook_and_email_and_the_rest_are_suppressed() {
-    let sink = smtp_sink().await;
+    let sink = smtp_sink(&[]).await;
     let port = sink.port;
     let app = TestApp::start_with(|c| {
         c.webhooks.allow_private_addresses = true;
@@ -84,6 +27,7 @@ async fn ten_failed_logins_fire_one_alert_by_webhook_and_email_and_the_rest_are_
             host: "127.0.0.1".into(),
             port,
             tls: cairn_server::config::smtp::SmtpTls::None,
+            ca_file: None,
             username: None,
             password: None,
             from: "Cairn <alerts@cairn.test>".into(),

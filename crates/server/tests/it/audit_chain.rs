@@ -1,6 +1,7 @@
 //! The tamper-evident audit chain: concurrent writers (two "replicas" racing on the same
 //! database) still produce one valid chain per tenant; editing a stored row makes
-//! `cairn audit verify` name that row.
+//! `cairn audit verify` name that row; a corrupted chain head makes the writer set the
+//! events aside instead of retrying forever.
 
 use cairn_core::audit::{Actor, AuditEvent, Outcome};
 use reqwest::Method;
@@ -142,8 +143,94 @@ async fn retention_is_at_least_90_days_and_a_purge_keeps_the_chain_verifiable() 
     assert_eq!(report[0]["first_break"]["seq"], 27, "{report}");
 }
 
+#[tokio::test]
+async fn a_corrupted_chain_head_sets_events_aside_and_flush_returns() {
+    let app = TestApp::start().await;
+    let ids = |v: &Value| -> cairn_core::ids::TenantId { v["id"].as_str().unwrap().parse().unwrap() };
+    let acme = ids(&app.tenant("acme").await);
+    let globex = ids(&app.tenant("globex").await);
+    let event = |t, i: i32| {
+        AuditEvent::new(Actor::System, "test.event", Outcome::Success)
+            .tenant(t)
+            .details(json!({"i": i}))
+    };
+    for i in 0..5 {
+        app.state.audit.emit(event(acme, i)).await;
+    }
+    app.state.audit.flush().await;
+    let (head, _) = app.state.store.audit_chain_head(Some(acme)).await.unwrap().unwrap();
+
+    // Move acme's head back two links: the next append collides with a stored seq.
+    execute(
+        &app,
+        "UPDATE audit_chain_heads SET seq = seq - 2 WHERE chain_id = (SELECT id FROM tenants WHERE slug = 'acme')",
+    )
+    .await;
+    let (lost, kept) = ([event(acme, 10), event(acme, 11), event(acme, 12)], event(globex, 13));
+    for e in lost.iter().chain([&kept]) {
+        app.state.audit.emit(e.clone()).await;
+    }
+    // Returning at all is the point: before, the writer retried this batch forever. The
+    // timeout only turns a hang into a readable failure.
+    tokio::time::timeout(std::time::Duration::from_secs(120), app.state.audit.flush())
+        .await
+        .expect("flush hung on a batch the chain refuses");
+
+    // globex's event (most likely in the same batch) is in its chain; acme's three are
+    // set aside whole.
+    let chained = |slug: &'static str| app.tenant_events(slug);
+    assert!(chained("globex").await.iter().any(|e| e.id == kept.id));
+    let acme_ids: Vec<_> = chained("acme").await.into_iter().map(|e| e.id).collect();
+    assert!(lost.iter().all(|e| !acme_ids.contains(&e.id)), "{acme_ids:?}");
+    assert_eq!(app.state.store.audit_dead_letter_count(Some(acme)).await.unwrap(), 3);
+    let rows = dead_letters(&app).await;
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for e in &lost {
+        let (_, action, event, error) = rows
+            .iter()
+            .find(|r| r.0 == e.id.as_uuid().hyphenated().to_string())
+            .unwrap_or_else(|| panic!("{} not set aside: {rows:?}", e.id));
+        assert_eq!(action, "test.event");
+        let stored: Value = serde_json::from_str(event).unwrap();
+        assert_eq!(stored["details"], e.details, "the whole event is kept");
+        assert!(error.to_lowercase().contains("unique"), "{error}");
+    }
+
+    // verify still reports the corruption (and the set-aside events); globex is intact.
+    let (ok, report, err) = verify_cli(&app, &["audit", "verify", "--tenant", "acme"]).await;
+    assert!(!ok, "{report}");
+    assert_eq!(report[0]["first_break"]["reason"], "head_mismatch", "{report}");
+    assert_eq!(report[0]["first_break"]["seq"], head - 2, "{report}");
+    assert_eq!(report[0]["set_aside"], 3, "{report}");
+    assert!(err.contains("3 events set aside"), "{err}");
+    let (ok, report, err) = verify_cli(&app, &["audit", "verify", "--tenant", "globex"]).await;
+    assert!(ok, "{err} {report}");
+    assert_eq!(report[0]["set_aside"], 0, "{report}");
+}
+
+/// (id, action, event JSON, error) of every set-aside event, read as the database owner.
+async fn dead_letters(app: &TestApp) -> Vec<(String, String, String, String)> {
+    use sqlx::Connection;
+    match backend() {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query_as("SELECT id, action, event, error FROM audit_dead_letters")
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query_as("SELECT id::text, action, event, error FROM audit_dead_letters")
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+        }
+    }
+}
+
 /// Runs SQL on the test database behind the application's back (as its owner).
-async fn execute(app: &TestApp, sql: &str) {
+pub(crate) async fn execute(app: &TestApp, sql: &str) {
     use sqlx::Connection;
     let n = match backend() {
         Backend::Sqlite => {

@@ -498,12 +498,24 @@ async fn audit_export_from_the_cli_matches_the_api() {
         "{platform}"
     );
     assert!(platform.lines().all(|l| l.contains("\"tenant_id\":null")));
+    let before = std::fs::read(&file).unwrap();
     let out = cli(args(&["--tenant", "nope", "--output", file.to_str().unwrap()]))
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("tenant_not_found"));
-    assert!(!file.exists(), "no half-written file is left behind");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        before,
+        "a failed export leaves the earlier file"
+    );
+    assert_eq!(
+        std::fs::read_dir(app.db.dir.path())
+            .unwrap()
+            .filter(|e| { e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".partial") })
+            .count(),
+        0
+    );
     let out = cli(args(&["--tenant", "acme", "--actor", "robot"])).await.unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_field"));
     let out = cli(args(&[])).await.unwrap();

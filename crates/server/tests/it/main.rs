@@ -6,9 +6,11 @@
 mod common;
 
 mod alerts;
+mod alerts_tls;
 mod api_errors;
 mod audit;
 mod audit_chain;
+mod audit_export_failure;
 mod audit_query;
 mod cli;
 mod connections;
@@ -33,6 +35,7 @@ mod oauth_tokens;
 mod operator;
 mod rotation;
 mod rotation_drill;
+mod smtp_sink;
 mod tenants;
 mod users;
 mod webhook_handlers;
