@@ -131,6 +131,19 @@ impl Store {
         Ok(g.unwrap_or(-1))
     }
 
+    /// The base's chunk count, counted no further than `cap` (cheap for any size).
+    pub async fn kb_chunks_upto(&self, tenant: TenantId, kb: KbId, cap: i64) -> Result<i64, StoreError> {
+        let mut tx = self.tenant_tx(tenant, false).await?;
+        let n: i64 = with_conn!(&mut tx.tx, conn => {
+            sqlx::query_scalar(
+                "SELECT count(*) FROM (SELECT 1 FROM kb_chunks WHERE tenant_id = $1 AND kb_id = $2 LIMIT $3) s",
+            )
+            .bind(DbUuid(tenant.as_uuid())).bind(DbUuid(kb.as_uuid())).bind(cap).fetch_one(conn).await?
+        });
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// Lexical search: any of `terms` (already reduced to plain words), best first.
     pub async fn kb_lexical(
         &self,

@@ -17,6 +17,8 @@ use crate::crypto::Slot;
 use crate::state::AppState;
 
 pub const MAX_K: usize = 100;
+/// PostgreSQL bases with fewer chunks than this skip the HNSW index (exact cosine order).
+pub const EXACT_BELOW_CHUNKS: i64 = 5_000;
 const MAX_QUERY_CHARS: usize = 2000;
 const SNIPPET_CHARS: usize = 300;
 
@@ -166,7 +168,12 @@ pub(crate) async fn nearest(
     n: usize,
 ) -> Result<Vec<(ChunkKey, f32)>, KbError> {
     let limit = i64::try_from(n).unwrap_or(i64::MAX);
-    let indexed = INDEXED_DIMENSIONS.contains(&query.len());
+    // A small base is searched exactly on PostgreSQL too: the scan costs a few
+    // milliseconds there, and HNSW's approximate graph can miss an outlier among many
+    // near-identical chunks (seen once with a folder of generated pages).
+    let small = app.store.backend() == cairn_store::Backend::Postgres
+        && app.store.kb_chunks_upto(tenant, kb.id, EXACT_BELOW_CHUNKS).await? < EXACT_BELOW_CHUNKS;
+    let indexed = INDEXED_DIMENSIONS.contains(&query.len()) && !small;
     let ann = indexed.then_some(AnnParams {
         ef_search: app.kb.config.hnsw_ef_search.max(u32::try_from(n).unwrap_or(u32::MAX)),
     });
