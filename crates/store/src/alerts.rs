@@ -71,7 +71,7 @@ const RULE_COLUMNS: &str = "id, name, action, outcome, threshold, window_secs, g
                             email_to, webhook, created_at";
 
 /// Whose rules: a tenant's, or the platform's (the operator's, across tenants).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AlertScope {
     Tenant(TenantId),
     Platform,

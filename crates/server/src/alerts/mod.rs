@@ -42,8 +42,10 @@ pub struct Fired {
 pub fn spawn_evaluator(state: AppState, mut rx: mpsc::Receiver<Vec<AuditEvent>>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(batch) = rx.recv().await {
+            // Rules are read once per batch and scope, not once per event.
+            let mut rules = Rules::new();
             for event in batch {
-                if let Err(e) = evaluate(&state, &event).await {
+                if let Err(e) = evaluate(&state, &mut rules, &event).await {
                     tracing::warn!(error = %e, action = event.action, "alert evaluation failed");
                 }
             }
@@ -65,18 +67,31 @@ fn group_of(rule: &AlertRule, event: &AuditEvent) -> Option<String> {
 }
 
 /// The event's tenant's rules, then the platform's.
-async fn evaluate(state: &AppState, event: &AuditEvent) -> Result<(), String> {
+async fn evaluate(state: &AppState, rules: &mut Rules, event: &AuditEvent) -> Result<(), String> {
     if event.action.starts_with("alert.") {
         return Ok(());
     }
     if let Some(tenant) = event.tenant {
-        evaluate_scope(state, AlertScope::Tenant(tenant), event).await?;
+        evaluate_scope(state, rules, AlertScope::Tenant(tenant), event).await?;
     }
-    evaluate_scope(state, AlertScope::Platform, event).await
+    evaluate_scope(state, rules, AlertScope::Platform, event).await
 }
 
-async fn evaluate_scope(state: &AppState, scope: AlertScope, event: &AuditEvent) -> Result<(), String> {
-    let rules = state.store.alert_rules(scope).await.map_err(|e| e.to_string())?;
+/// The rules of each scope seen in the current batch.
+type Rules = std::collections::HashMap<AlertScope, Vec<AlertRule>>;
+
+async fn evaluate_scope(
+    state: &AppState,
+    rules: &mut Rules,
+    scope: AlertScope,
+    event: &AuditEvent,
+) -> Result<(), String> {
+    let rules = match rules.entry(scope) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(v) => {
+            v.insert(state.store.alert_rules(scope).await.map_err(|e| e.to_string())?)
+        }
+    };
     for rule in rules.iter().filter(|r| r.action.matches(event.action)) {
         if rule.outcome.as_deref().is_some_and(|o| o != event.outcome.as_str()) {
             continue;

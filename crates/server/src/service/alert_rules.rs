@@ -43,17 +43,7 @@ fn yes() -> bool {
 }
 
 fn rule_of(input: CreateRule, platform: bool) -> Result<AlertRule, ApiError> {
-    let ok_name = (1..=64).contains(&input.name.len())
-        && input
-            .name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if !ok_name {
-        return Err(ApiError::invalid_field(
-            "name",
-            "name: 1 to 64 lowercase letters, digits, '-' or '_'",
-        ));
-    }
+    super::webhooks::check_name(&input.name)?;
     let action = ActionPattern::parse(&input.action)?;
     check_numbers(input.threshold, input.window_secs, input.cooldown_secs)?;
     let group_by = GroupBy::parse(&input.group_by)

@@ -144,7 +144,8 @@ pub(super) fn secret_of(scheme: &Scheme, given: Option<String>) -> Result<(Vec<u
     }
 }
 
-fn check_name(name: &str) -> Result<(), ApiError> {
+/// Names of sources and alert rules: 1–64 lowercase letters, digits, `-`, `_`.
+pub(super) fn check_name(name: &str) -> Result<(), ApiError> {
     let ok = (1..=64).contains(&name.len())
         && name
             .bytes()
