@@ -32,6 +32,10 @@ pub enum Code {
     /// The message id was already received from this source.
     WebhookReplayed,
     EmptyDocument,
+    /// A document beyond an extraction limit (nesting depth, node count, output size).
+    DocumentTooComplex,
+    /// The document's extraction crashed or timed out (its worker was replaced).
+    ExtractionFailed,
     InvalidEncoding,
     MethodNotAllowed,
     TenantSlugTaken,
@@ -65,6 +69,7 @@ impl Code {
             Self::WebhookVerificationFailed => StatusCode::UNAUTHORIZED,
             Self::WebhookReplayed => StatusCode::CONFLICT,
             Self::EmptyDocument | Self::InvalidEncoding => StatusCode::BAD_REQUEST,
+            Self::DocumentTooComplex | Self::ExtractionFailed => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TenantSlugTaken | Self::EmailTaken | Self::MembershipExists | Self::Conflict => StatusCode::CONFLICT,
             Self::TenantBusy | Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -94,6 +99,8 @@ impl Code {
             Self::WebhookVerificationFailed => "webhook_verification_failed",
             Self::WebhookReplayed => "webhook_replayed",
             Self::EmptyDocument => "empty_document",
+            Self::DocumentTooComplex => "document_too_complex",
+            Self::ExtractionFailed => "extraction_failed",
             Self::InvalidEncoding => "invalid_encoding",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::TenantSlugTaken => "tenant_slug_taken",

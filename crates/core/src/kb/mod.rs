@@ -3,6 +3,7 @@
 
 pub mod chunk;
 pub mod eval;
+pub mod extract;
 pub mod fuse;
 pub mod scan;
 pub mod static_model;

@@ -82,6 +82,9 @@ pub enum Command {
     /// The audit trail: verify the tamper-evident chains.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// Internal: the document-extraction worker the server starts (stdin/stdout frames).
+    #[command(hide = true)]
+    ExtractWorker(crate::kb::extract::worker::WorkerArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -255,6 +258,10 @@ enum CliError {
 /// Parses arguments, runs the command, maps failure to exit status 1.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The worker reads no configuration and starts no runtime.
+    if let Command::ExtractWorker(args) = &cli.command {
+        return crate::kb::extract::worker::run(args);
+    }
     let config = match Config::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
@@ -381,7 +388,7 @@ async fn admin(command: Command, ctx: &Ctx) -> Result<(), CliError> {
             println!("{}", issued.token.expose_secret());
             Ok(())
         }
-        Command::Serve | Command::Migrate => Ok(()),
+        Command::Serve | Command::Migrate | Command::ExtractWorker(_) => Ok(()),
     }
 }
 

@@ -46,6 +46,67 @@ pub struct KbConfig {
     /// The memory and disk the capacity report projects against.
     pub capacity_memory_bytes: u64,
     pub capacity_disk_bytes: u64,
+    /// How documents are turned into text (`[kb.extract]`).
+    pub extract: ExtractConfig,
+}
+
+/// Where HTML (and later PDF, Office) extraction runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExtractIsolation {
+    /// Worker processes (`cairn extract-worker`): a parser crash fails one document.
+    Process,
+    /// A thread of the server with its own stack: the limits hold, a crash does not.
+    Thread,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExtractConfig {
+    pub isolation: ExtractIsolation,
+    /// Worker processes (and documents extracted at once).
+    pub workers: usize,
+    /// A document still in a worker after this is killed with it.
+    pub timeout_secs: u64,
+    /// Memory ceiling of each worker process (its data segment), in MiB.
+    pub memory_mb: u64,
+    /// Deepest HTML element nesting accepted.
+    pub max_depth: usize,
+    /// Most nodes in one HTML document's tree.
+    pub max_nodes: usize,
+    /// The binary started as the worker (default: this executable).
+    pub worker_exe: Option<std::path::PathBuf>,
+}
+
+impl Default for ExtractConfig {
+    fn default() -> Self {
+        Self {
+            isolation: ExtractIsolation::Process,
+            workers: 2,
+            timeout_secs: 30,
+            memory_mb: 1024,
+            max_depth: 256,
+            max_nodes: 2_000_000,
+            worker_exe: None,
+        }
+    }
+}
+
+impl ExtractConfig {
+    fn validate(&self) -> Result<(), String> {
+        if !(1..=64).contains(&self.workers) || !(1..=3600).contains(&self.timeout_secs) {
+            return Err("kb.extract.workers: 1–64; kb.extract.timeout_secs: 1–3600".into());
+        }
+        if !(128..=1024 * 1024).contains(&self.memory_mb) {
+            return Err("kb.extract.memory_mb: 128 MiB to 1 TiB".into());
+        }
+        // Beyond ~4 000 levels the converter's recursion would need more than the
+        // worker's 64 MiB stack in an unoptimised build.
+        if !(16..=4096).contains(&self.max_depth) || !(1000..=100_000_000).contains(&self.max_nodes) {
+            return Err("kb.extract.max_depth: 16–4096; kb.extract.max_nodes: 1 000–100 000 000".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for KbConfig {
@@ -66,6 +127,7 @@ impl Default for KbConfig {
             vector_cache_bytes: 1024 * 1024 * 1024,
             capacity_memory_bytes: 8 * 1024 * 1024 * 1024,
             capacity_disk_bytes: 100 * 1024 * 1024 * 1024,
+            extract: ExtractConfig::default(),
         }
     }
 }
@@ -87,6 +149,6 @@ impl KbConfig {
         if self.embedder == EmbedderChoice::Http && self.http.is_none() {
             return Err("kb.embedder = \"http\" needs [kb.http] (url, model, dimension)".into());
         }
-        Ok(())
+        self.extract.validate()
     }
 }

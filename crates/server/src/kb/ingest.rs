@@ -41,7 +41,8 @@ fn check_name(field: &'static str, value: &str, max: usize) -> Result<(), KbErro
     Ok(())
 }
 
-fn check(input: &IngestInput<'_>, max_bytes: usize) -> Result<(ContentType, String), KbError> {
+/// The input checked; returns its type and its text, not yet extracted.
+fn check<'a>(input: &IngestInput<'a>, max_bytes: usize) -> Result<(ContentType, &'a str), KbError> {
     check_name("source_id", input.source_id, 512)?;
     if let Some(t) = input.title {
         check_name("title", t, 500)?;
@@ -64,7 +65,7 @@ fn check(input: &IngestInput<'_>, max_bytes: usize) -> Result<(ContentType, Stri
     if raw.trim().is_empty() {
         return Err(KbError::Empty);
     }
-    Ok((ty, extract::extract(raw, ty)?))
+    Ok((ty, raw))
 }
 
 fn content_hash(ty: ContentType, title: &str, tags: &[String], content: &[u8]) -> String {
@@ -121,7 +122,8 @@ async fn prepare(
     input: &IngestInput<'_>,
 ) -> Result<Prepared, KbError> {
     let cfg = &app.kb.config;
-    let (ty, text) = check(input, cfg.max_document_bytes)?;
+    let (ty, raw) = check(input, cfg.max_document_bytes)?;
+    let text = app.kb.extractor.extract(raw, ty).await?;
     let title = match input.title {
         Some(t) => t.to_owned(),
         None => Some(extract::guess_title(&text))

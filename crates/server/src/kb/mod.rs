@@ -25,6 +25,7 @@ use embed::{BuiltinEmbedder, EmbedError, Embedder, LazyBuiltin};
 pub struct Knowledge {
     pub embedder: Option<Arc<dyn Embedder>>,
     pub config: KbConfig,
+    pub extractor: extract::Extractor,
     index: index::VectorIndexes,
     latencies: moka::sync::Cache<(TenantId, KbId), Arc<Mutex<VecDeque<u32>>>>,
 }
@@ -56,6 +57,7 @@ impl Knowledge {
         Ok(Self {
             embedder,
             config: config.clone(),
+            extractor: extract::Extractor::new(&config.extract, config.max_document_bytes),
             index: index::VectorIndexes::new_with(config.vector_cache_bytes),
             latencies: moka::sync::Cache::builder().max_capacity(10_000).build(),
         })
@@ -125,6 +127,10 @@ pub enum KbError {
     NotUtf8,
     #[error("content type {0} is not supported (text/plain, text/markdown, text/html)")]
     UnsupportedType(String),
+    #[error("{0}")]
+    TooComplex(cairn_core::kb::extract::ExtractError),
+    #[error("{0}")]
+    ExtractionFailed(&'static str),
     #[error("this knowledge base was embedded with {0}, which this server does not run")]
     ModelMismatch(String),
     #[error("embedding failed: {0}")]
@@ -152,6 +158,8 @@ impl From<KbError> for ApiError {
             KbError::TooLarge(..) => ApiError::new(Code::PayloadTooLarge, message),
             KbError::NotUtf8 => ApiError::new(Code::InvalidEncoding, message),
             KbError::UnsupportedType(_) => ApiError::new(Code::UnsupportedMediaType, message),
+            KbError::TooComplex(_) => ApiError::new(Code::DocumentTooComplex, message),
+            KbError::ExtractionFailed(_) => ApiError::new(Code::ExtractionFailed, message),
             KbError::ModelMismatch(_) => ApiError::new(Code::Conflict, message),
             KbError::Embed(e) => ApiError::unavailable(e),
             KbError::Corrupt(detail) => ApiError::internal(detail),

@@ -61,6 +61,8 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             }
         };
     }
+    // Extraction failures cost one document each; they are reported, never "not ready".
+    checks["extraction"] = json!(state.kb.extractor.stats());
     let status = if up {
         StatusCode::OK
     } else {

@@ -207,8 +207,16 @@ pub fn config_for(db: &TestDb) -> Config {
         data_dir: db.dir.path().join("data"),
         db_acquire_timeout_secs: 3,
         ready_timeout_ms: 1000,
+        kb: with_extract_worker(Config::default().kb),
         ..Config::default()
     }
+}
+
+/// The server under test runs inside this test binary, so the extraction workers it
+/// starts are the real `cairn` binary, named here.
+pub fn with_extract_worker(mut kb: cairn_server::config::kb::KbConfig) -> cairn_server::config::kb::KbConfig {
+    kb.extract.worker_exe = Some(env!("CARGO_BIN_EXE_cairn").into());
+    kb
 }
 
 /// A running server.

@@ -16,6 +16,7 @@ mod cli;
 mod connections;
 mod encryption;
 mod health;
+mod hostile_documents;
 mod idp;
 mod isolation;
 mod kb;
