@@ -93,7 +93,25 @@ pub async fn gate(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Re
     match admit(&gate, req).await {
         Ok((req, principal, is_initialize)) => {
             let rate = req.extensions().get::<RequestFacts>().and_then(|f| f.rate);
+            let ending = (req.method() == Method::DELETE)
+                .then(|| {
+                    req.headers()
+                        .get(SESSION_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                })
+                .flatten();
+            if let Some(id) = &ending {
+                // Every session was opened through here; one this gate does not know
+                // (never opened, already ended) is answered like any unknown session.
+                if gate.sessions.get(id).is_none() {
+                    return (StatusCode::NOT_FOUND, "Not Found: Session not found").into_response();
+                }
+            }
             let mut resp = next.run(req).await;
+            if let Some(id) = ending.filter(|_| resp.status().is_success()) {
+                gate.sessions.invalidate(&id);
+            }
             add_rate_headers(resp.headers_mut(), rate);
             if is_initialize {
                 if let Some(id) = resp.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use axum::body::Bytes;
 use axum::http::header::CACHE_CONTROL;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cairn_core::audit::{Actor, Outcome};
@@ -79,13 +79,21 @@ pub async fn create_client(
 
 /// `POST /t/{slug}/oauth/register` (RFC 7591). Open registration, as the MCP spec
 /// expects, but rate-limited per address and switchable per tenant.
-pub async fn register(server: AuthServer, body: Bytes) -> Result<Response, OAuthError> {
+pub async fn register(server: AuthServer, headers: HeaderMap, body: Bytes) -> Result<Response, OAuthError> {
     if !server.tenant.oauth_dynamic_registration {
         let mut e = OAuthError::new(
             "access_denied",
             "dynamic client registration is disabled for this tenant",
         );
         e.status = StatusCode::FORBIDDEN;
+        return Err(e);
+    }
+    if !is_json(&headers) {
+        let mut e = OAuthError::new(
+            "invalid_request",
+            "client metadata is sent as application/json (RFC 7591)",
+        );
+        e.status = StatusCode::UNSUPPORTED_MEDIA_TYPE;
         return Err(e);
     }
     let ip: IpAddr = server
@@ -140,4 +148,13 @@ pub async fn register(server: AuthServer, body: Bytes) -> Result<Response, OAuth
     resp.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
+}
+
+/// `Content-Type: application/json`, parameters (charset) aside.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }

@@ -34,6 +34,7 @@ mod oauth;
 mod oauth_refusals;
 mod oauth_tokens;
 mod operator;
+mod protocol_edges;
 mod rotation;
 mod rotation_drill;
 mod smtp_sink;
