@@ -103,6 +103,10 @@ prefixed_id!(
     OperatorTokenId, "otk"
 );
 prefixed_id!(
+    /// An invitation to join a tenant.
+    InvitationId, "inv"
+);
+prefixed_id!(
     /// An API key (the id of the record, not the secret).
     ApiKeyId, "key"
 );

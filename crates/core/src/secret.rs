@@ -125,6 +125,9 @@ pub fn mint_token(prefix: &str) -> NewToken {
 /// Prefix of operator tokens.
 pub const OPERATOR_TOKEN_PREFIX: &str = "cairn_op";
 
+/// Prefix of invitation tokens (the secret part of an invitation link).
+pub const INVITATION_TOKEN_PREFIX: &str = "cairn_inv";
+
 #[cfg(test)]
 mod tests {
     use super::*;

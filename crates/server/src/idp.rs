@@ -229,9 +229,12 @@ pub async fn authenticate(
         .and_then(Value::as_str)
         .and_then(|s| Email::parse(s).ok())
         .ok_or(Refusal::NoUser)?;
+    // An address with no account is refused exactly like an account that is not a
+    // member: this tenant's trail (which its admins read) must not tell which e-mail
+    // addresses have accounts on the platform.
     let user = match store.get_user_by_email(&email).await {
         Ok(user) => user,
-        Err(StoreError::UserNotFound) => return Err(Refusal::NoUser),
+        Err(StoreError::UserNotFound) => return Err(Refusal::NotMember),
         Err(_) => return Err(Refusal::JwksUnavailable),
     };
     match store.member_role(tenant, user.id).await {

@@ -24,6 +24,7 @@ pub mod crypto_jobs;
 pub mod data_keys;
 pub mod error;
 pub mod identity_providers;
+pub mod invitations;
 pub mod kb_search;
 pub mod kb_stats;
 pub mod knowledge;

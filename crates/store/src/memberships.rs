@@ -8,7 +8,7 @@ use crate::types::{DbTime, DbUuid};
 use crate::{Page, Paged, Store, StoreError};
 
 #[derive(sqlx::FromRow)]
-struct MemberRow {
+pub(crate) struct MemberRow {
     user_id: DbUuid,
     email: String,
     display_name: String,
@@ -30,7 +30,7 @@ impl TryFrom<MemberRow> for Member {
     }
 }
 
-const SELECT_MEMBER: &str = "SELECT m.user_id, u.email, u.display_name, m.role, m.created_at \
+pub(crate) const SELECT_MEMBER: &str = "SELECT m.user_id, u.email, u.display_name, m.role, m.created_at \
      FROM memberships m JOIN users u ON u.id = m.user_id";
 
 impl Store {

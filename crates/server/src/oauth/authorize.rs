@@ -6,7 +6,6 @@
 //! double-submit token (cookie + hidden field) on top of SameSite=Lax cookies.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
 use axum::extract::{Form, Query};
 use axum::http::header::{COOKIE, LOCATION, SET_COOKIE};
@@ -18,7 +17,7 @@ use cairn_core::api_key::Scope;
 use cairn_core::audit::{Actor, Outcome};
 use cairn_core::ids::UserId;
 use cairn_core::oauth::{parse_scope, scope_string, valid_challenge, CODE_PREFIX};
-use cairn_core::secret::{mint_token, Password};
+use cairn_core::secret::mint_token;
 use cairn_core::user::{Email, Role};
 use cairn_store::oauth_grants::NewCode;
 use rand_core::{OsRng, RngCore};
@@ -211,25 +210,11 @@ pub async fn login(server: AuthServer, headers: HeaderMap, Form(form): Form<Logi
     {
         return refuse("throttled").await;
     }
-    let found = match server.state.store.password_hash_by_email(&email).await {
-        Ok(f) => f,
+    let found = crate::service::users::sign_in(&server.state.store, &email, form.password.clone()).await;
+    let user = match found {
+        Ok(Some(u)) => u,
+        Ok(None) => return refuse("bad_credentials").await,
         Err(e) => return pages::error_page(StatusCode::SERVICE_UNAVAILABLE, &store_message(&e)),
-    };
-    let (user, phc) = match found {
-        Some((user, Some(phc))) => (Some(user), Some(phc)),
-        _ => (None, None),
-    };
-    let password = form.password.clone();
-    let ok = tokio::task::spawn_blocking(move || {
-        // Same work for unknown users, so timing does not reveal which e-mails exist.
-        let phc = phc.unwrap_or_else(|| dummy_hash().to_owned());
-        Password::parse(&password).is_ok_and(|p| p.verify(&phc))
-    })
-    .await
-    .unwrap_or(false);
-    let user = match (ok, user) {
-        (true, Some(u)) => u,
-        _ => return refuse("bad_credentials").await,
     };
     match server.state.store.member_role(server.tenant.id, user).await {
         Ok(Some(_)) => {}
@@ -519,15 +504,4 @@ fn random_token() -> String {
 fn store_message(e: &cairn_store::StoreError) -> String {
     tracing::warn!(error = %e, "authorization step failed");
     "The service is temporarily unavailable. Please try again.".into()
-}
-
-/// A valid argon2id hash of a random password, to spend the same time on unknown users.
-fn dummy_hash() -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| {
-        Password::parse(&random_token())
-            .ok()
-            .and_then(|p| p.hash().ok())
-            .unwrap_or_default()
-    })
 }

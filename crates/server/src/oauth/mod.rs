@@ -11,6 +11,7 @@
 mod authorize;
 pub mod cimd;
 pub mod error;
+pub mod invitation;
 pub mod jwt;
 mod metadata;
 mod pages;
@@ -167,7 +168,11 @@ pub fn router() -> Router<AppState> {
         .route("/t/{slug}/connections/callback", get(crate::connections::callback))
         .route("/t/{slug}/oauth/authorize", get(authorize::start))
         .route("/t/{slug}/oauth/login", post(authorize::login))
-        .route("/t/{slug}/oauth/consent", post(authorize::consent));
+        .route("/t/{slug}/oauth/consent", post(authorize::consent))
+        .route(
+            "/t/{slug}/invitations/{token}",
+            get(invitation::show).post(invitation::accept),
+        );
     api.merge(pages)
 }
 

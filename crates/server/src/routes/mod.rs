@@ -5,6 +5,7 @@ mod credentials;
 mod encryption;
 mod health;
 mod idp;
+mod invitations;
 pub mod kb;
 mod keys;
 mod members;
@@ -40,6 +41,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/tenants/{slug}/members/{user_id}",
             axum::routing::delete(members::remove),
+        )
+        .route(
+            "/tenants/{slug}/invitations",
+            post(invitations::create).get(invitations::list),
+        )
+        .route(
+            "/tenants/{slug}/invitations/{id}",
+            axum::routing::delete(invitations::revoke),
         )
         .route("/tenants/{slug}/keys", post(keys::create).get(keys::list))
         .route("/tenants/{slug}/keys/{id}", get(keys::show).delete(keys::revoke))

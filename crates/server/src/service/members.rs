@@ -1,11 +1,11 @@
-use cairn_core::audit::Outcome;
+use cairn_core::audit::{Actor, Outcome};
 use cairn_core::ids::UserId;
 use cairn_core::user::{Member, Role};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{List, ListParams};
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::state::Ctx;
 
 #[derive(Debug, Deserialize)]
@@ -21,7 +21,16 @@ pub struct RemoveMember {
     pub user_id: String,
 }
 
+/// Operators (and the CLI) add an existing user directly. A tenant admin is refused
+/// whatever the id names, so the answer says nothing about other tenants' users: they
+/// invite by e-mail instead ([`super::invitations`]).
 pub async fn add(ctx: &Ctx, slug: &str, input: AddMember) -> Result<Member, ApiError> {
+    if matches!(ctx.actor, Actor::User(_)) {
+        return Err(ApiError::new(
+            Code::Forbidden,
+            "tenant admins add people by invitation: POST /api/v1/tenants/{slug}/invitations {email, role}",
+        ));
+    }
     let user = UserId::parse("user_id", &input.user_id)?;
     let role = Role::parse(&input.role)?;
     let tenant = super::tenants::resolve(ctx, slug).await?;

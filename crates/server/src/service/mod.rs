@@ -8,6 +8,7 @@ pub mod audit_query;
 pub mod credentials;
 pub mod encryption;
 pub mod idp;
+pub mod invitations;
 pub mod kb;
 pub mod members;
 pub mod oauth_apps;

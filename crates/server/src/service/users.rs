@@ -66,3 +66,37 @@ pub async fn get(ctx: &Ctx, id: &str) -> Result<User, ApiError> {
 pub async fn list(ctx: &Ctx, params: &ListParams) -> Result<List<User>, ApiError> {
     Ok(ctx.store().list_users(&params.page()).await?.into())
 }
+
+/// The user whose account is `email` with `password`, or `None`. The same argon2 work
+/// is spent whether or not the address has an account, so neither the answer nor its
+/// timing tells which e-mail addresses exist. Store errors are returned as such (a
+/// database outage is not a wrong password).
+pub async fn sign_in(
+    store: &cairn_store::Store,
+    email: &Email,
+    password: String,
+) -> Result<Option<UserId>, cairn_store::StoreError> {
+    let (user, phc) = match store.password_hash_by_email(email).await? {
+        Some((user, Some(phc))) => (Some(user), Some(phc)),
+        _ => (None, None),
+    };
+    let ok = tokio::task::spawn_blocking(move || {
+        let phc = phc.unwrap_or_else(|| dummy_hash().to_owned());
+        Password::parse(&password).is_ok_and(|p| p.verify(&phc))
+    })
+    .await
+    .unwrap_or(false);
+    Ok(user.filter(|_| ok))
+}
+
+/// A valid argon2id hash of a random password, to spend the same time on unknown users.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let random = cairn_core::secret::mint_token("dummy");
+        Password::parse(secrecy::ExposeSecret::expose_secret(&random.plaintext))
+            .ok()
+            .and_then(|p| p.hash().ok())
+            .unwrap_or_default()
+    })
+}

@@ -18,6 +18,7 @@ mod encryption;
 mod health;
 mod hostile_documents;
 mod idp;
+mod invitations;
 mod isolation;
 mod kb;
 mod kb_cli;
