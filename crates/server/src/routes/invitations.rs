@@ -21,7 +21,7 @@ pub async fn list(
     TenantAdminCtx(ctx): TenantAdminCtx,
     ApiPath(slug): ApiPath<String>,
 ) -> Result<Json<List<Invitation>>, ApiError> {
-    invitations::list(&ctx, &slug).await.map(|data| super::unpaged(data))
+    invitations::list(&ctx, &slug).await.map(super::unpaged)
 }
 
 pub async fn revoke(
