@@ -84,6 +84,9 @@ impl World {
     }
 }
 
+/// The request body of a probe, for a given user id.
+type BodyFor = Box<dyn Fn(&str) -> Option<Value>>;
+
 /// Replaces the id in a body so that answers for two ids can be compared.
 fn masked(v: &Value, id: &str) -> String {
     v.to_string().replace(id, "<id>")
@@ -96,7 +99,7 @@ async fn alpha_admin_learns_nothing_of_bravo_users_and_binds_nothing_to_them() {
     let bob = w.bob.clone();
     // Each route that takes a user id: bravo's owner and an id that names no one get
     // the same answer, and it is a refusal.
-    let probes: Vec<(Method, String, Box<dyn Fn(&str) -> Option<Value>>, StatusCode)> = vec![
+    let probes: Vec<(Method, String, BodyFor, StatusCode)> = vec![
         (
             Method::POST,
             "/api/v1/tenants/alpha/members".into(),
