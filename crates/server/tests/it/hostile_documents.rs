@@ -245,3 +245,62 @@ async fn a_worker_killed_mid_document_fails_that_document_only() {
     assert_eq!(ids, ["p1.html", "p3.html"], "{docs}");
     assert!(!extract_workers().contains(&pid), "the killed worker was reaped");
 }
+
+#[tokio::test]
+async fn a_document_past_the_time_limit_is_killed_with_its_worker() {
+    let app = TestApp::start_with(|c| {
+        c.kb.extract.workers = 1;
+        c.kb.extract.timeout_secs = 1;
+    })
+    .await;
+    app.tenant("acme").await;
+    let page = |n: usize| {
+        json!({"source_id": format!("t{n}.html"), "content_type": "text/html",
+                                 "content": format!("<p>Page {n}</p>")})
+    };
+    let (status, body) = app.post("/api/v1/tenants/acme/kb/default/documents", page(1)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let pid = extract_workers()[0];
+    // A worker that never answers stands for a document that never finishes.
+    signal(pid, "-STOP");
+    let (status, body) = app.post("/api/v1/tenants/acme/kb/default/documents", page(2)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "extraction_failed", "{body}");
+    assert!(s(&body["error"]["message"]).contains("time"), "{body}");
+    let (status, body) = app.post("/api/v1/tenants/acme/kb/default/documents", page(3)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let stats = extraction(&app).await;
+    assert_eq!(
+        (stats["timed_out"].clone(), stats["workers_started"].clone()),
+        (json!(1), json!(2)),
+        "{stats}"
+    );
+    assert!(
+        !extract_workers().contains(&pid),
+        "the stuck worker was killed and reaped"
+    );
+}
+
+#[tokio::test]
+async fn a_document_past_the_memory_ceiling_fails_alone() {
+    let app = TestApp::start_with(|c| c.kb.extract.memory_mb = 128).await;
+    app.tenant("acme").await;
+    // 10 MB of unclosed paragraphs: a flat tree, but 5 million nodes take far more than
+    // 128 MiB to build, so the worker's allocation fails and it dies.
+    let bomb = json!({"source_id": "bomb.html", "content_type": "text/html", "content": "<p>x".repeat(2_500_000)});
+    let (status, body) = app.post("/api/v1/tenants/acme/kb/default/documents", bomb).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "extraction_failed", "{body}");
+    assert_eq!(extraction(&app).await["crashed"], 1);
+    still_serving_acme(&app).await;
+}
+
+async fn still_serving_acme(app: &TestApp) {
+    let (status, body) = app
+        .post(
+            "/api/v1/tenants/acme/kb/default/documents",
+            json!({"source_id": "after.html", "content_type": "text/html", "content": "<p>After the bomb.</p>"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}

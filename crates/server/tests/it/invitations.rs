@@ -150,7 +150,11 @@ async fn alpha_admin_learns_nothing_of_bravo_users_and_binds_nothing_to_them() {
             .await;
         assert_eq!((status, &got["data"]), (StatusCode::OK, &json!([])), "{got}");
         let (status, got) = w
-            .admin(Method::GET, &format!("/api/v1/tenants/alpha/audit?actor=user:{id}"), None)
+            .admin(
+                Method::GET,
+                &format!("/api/v1/tenants/alpha/audit?actor=user:{id}"),
+                None,
+            )
             .await;
         assert_eq!((status, &got["data"]), (StatusCode::OK, &json!([])), "{got}");
         // Platform routes about users stay with operators.
