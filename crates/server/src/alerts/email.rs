@@ -40,6 +40,11 @@ pub async fn send_alert(config: &Config, to: &str, fired: &Fired) -> Result<(), 
         return Err("no [smtp] server configured".into());
     };
     let (subject, body) = render(cfg, fired)?;
+    send(cfg, to, subject, body).await
+}
+
+/// Sends one plain-text message through the configured relay.
+pub async fn send(cfg: &SmtpConfig, to: &str, subject: String, body: String) -> Result<(), String> {
     let message = Message::builder()
         .from(cfg.from.parse().map_err(|e| format!("smtp.from: {e}"))?)
         .to(to.parse().map_err(|e| format!("email_to: {e}"))?)

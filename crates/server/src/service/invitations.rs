@@ -39,6 +39,9 @@ pub struct IssuedInvitation {
     #[serde(flatten)]
     pub invitation: Invitation,
     pub accept_url: String,
+    /// Whether the link was e-mailed to the address (an `[smtp]` relay is configured
+    /// and accepted the message); otherwise the admin passes the link on.
+    pub emailed: bool,
 }
 
 impl std::fmt::Debug for IssuedInvitation {
@@ -94,7 +97,42 @@ pub async fn create(ctx: &Ctx, slug: &str, input: CreateInvitation) -> Result<Is
         crate::oauth::issuer(&ctx.state.config, tenant.slug.as_str()),
         token.plaintext.expose_secret()
     );
-    Ok(IssuedInvitation { invitation, accept_url })
+    let emailed = send(ctx, &tenant, &invitation, &accept_url).await;
+    Ok(IssuedInvitation {
+        invitation,
+        accept_url,
+        emailed,
+    })
+}
+
+/// E-mails the link when a relay is configured. A failure is logged and audited; the
+/// invitation stands (the admin still has the link).
+async fn send(ctx: &Ctx, tenant: &Tenant, invitation: &Invitation, url: &str) -> bool {
+    let Some(smtp) = &ctx.state.config.smtp else {
+        return false;
+    };
+    let subject = format!("You are invited to join {}", tenant.name.as_str());
+    let body = format!(
+        "You are invited to join {} as {}.\n\nOpen this link and sign in with your account ({}) to accept:\n\n{url}\n\n\
+         The link works once, until {}. If you did not expect it, ignore this message.\n",
+        tenant.name.as_str(),
+        invitation.role.as_str(),
+        invitation.email.as_str(),
+        invitation.expires_at.format("%Y-%m-%d %H:%M UTC"),
+    );
+    match crate::alerts::email::send(smtp, invitation.email.as_str(), subject, body).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, invitation = %invitation.id, "invitation e-mail not sent");
+            let event = ctx
+                .event("invitation.email_failed", Outcome::Failure)
+                .tenant(tenant.id)
+                .target(invitation.id.to_string())
+                .details(json!({ "error": e }));
+            ctx.audit(event).await;
+            false
+        }
+    }
 }
 
 pub async fn list(ctx: &Ctx, slug: &str) -> Result<Vec<Invitation>, ApiError> {

@@ -21,7 +21,15 @@ struct World {
 }
 
 async fn world() -> World {
-    let app = TestApp::start_with(|c| c.idp_allow_http_loopback = true).await;
+    world_with(|_| {}).await
+}
+
+async fn world_with(tweak: impl FnOnce(&mut cairn_server::config::Config)) -> World {
+    let app = TestApp::start_with(|c| {
+        c.idp_allow_http_loopback = true;
+        tweak(c);
+    })
+    .await;
     app.tenant("alpha").await;
     app.tenant("bravo").await;
     let (status, bob) = app
@@ -374,4 +382,51 @@ async fn invitations_expire_once_and_can_be_withdrawn() {
     let count = |action: &str| events.iter().filter(|e| e.action == action).count();
     assert_eq!(count("invitation.expired"), 1, "audited once, though seen twice");
     assert_eq!(count("invitation.revoked"), 1);
+}
+
+#[tokio::test]
+async fn with_a_relay_the_link_is_emailed_to_the_address() {
+    let sink = crate::smtp_sink::smtp_sink(&[]).await;
+    let port = sink.port;
+    let w = world_with(|c| {
+        c.smtp = Some(cairn_server::config::smtp::SmtpConfig {
+            host: "127.0.0.1".into(),
+            port,
+            tls: cairn_server::config::smtp::SmtpTls::None,
+            ca_file: None,
+            username: None,
+            password: None,
+            from: "Cairn <invitations@cairn.test>".into(),
+            timeout_secs: 10,
+            subject_template: None,
+            body_template: None,
+        });
+    })
+    .await;
+    let (status, inv) = w
+        .admin(
+            Method::POST,
+            "/api/v1/tenants/alpha/invitations",
+            Some(json!({"email": BOB, "role": "admin"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{inv}");
+    assert_eq!(inv["emailed"], true, "{inv}");
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1);
+    // The long link line travels quoted-printable: undo its soft line breaks.
+    let mail = messages[0].replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
+    assert!(mail.contains(&format!("To: {BOB}")), "{mail}");
+    let link = mail
+        .split_whitespace()
+        .find(|w| w.contains("/t/alpha/invitations/cairn_inv_"))
+        .unwrap();
+    assert_eq!(link, s(&inv["accept_url"]));
+    let path = link
+        .split_once("/t/alpha")
+        .map(|(_, p)| format!("/t/alpha{p}"))
+        .unwrap();
+    let (status, page) = w.page(&path, Some(&[("email", BOB), ("password", PASSWORD)])).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("admin"), "{page}");
 }
