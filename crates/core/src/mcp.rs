@@ -29,11 +29,33 @@ impl Peek {
     }
 }
 
-/// Reads the request body leniently: a body that is not a JSON object of this shape peeks
-/// as empty (no method), and goes on to rmcp, which answers it with the proper JSON-RPC
-/// error. Nesting is bounded by serde_json's default recursion limit (128).
+/// Reads the request body leniently: a body that is not a JSON object peeks as empty (no
+/// method), and goes on to rmcp, which answers it with the proper JSON-RPC error. Nesting
+/// is bounded by serde_json's default recursion limit (128).
+///
+/// The typed read is stricter than rmcp: a repeated key (`"name"` twice in `params`, rmcp
+/// takes the last) or a `params.name` that is not a string fails it, yet rmcp may still run
+/// the call. Such a body used to peek as empty, and skipped the gate's scope check and rate
+/// limits. It is now read as plain JSON instead, as rmcp reads it: the last value of a
+/// repeated key, the name only when it is a string.
 pub fn peek(bytes: &[u8]) -> Peek {
-    serde_json::from_slice(bytes).unwrap_or_default()
+    if let Ok(peek) = serde_json::from_slice::<Peek>(bytes) {
+        return peek;
+    }
+    let Ok(Value::Object(mut message)) = serde_json::from_slice::<Value>(bytes) else {
+        return Peek::default();
+    };
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    Peek {
+        method: text(message.get("method")),
+        params: match message.get("params") {
+            Some(Value::Object(p)) => Some(PeekParams {
+                name: text(p.get("name")),
+            }),
+            _ => None,
+        },
+        id: message.remove("id").filter(|id| !id.is_null()),
+    }
 }
 
 #[cfg(test)]
@@ -46,6 +68,38 @@ mod tests {
         assert_eq!(p.method.as_deref(), Some("tools/call"));
         assert_eq!(p.tool(), Some("whoami"));
         assert_eq!(p.id, Some(Value::from(7)));
+    }
+
+    /// rmcp runs these (checked against rmcp 3.9); the gate must see their method and tool.
+    #[test]
+    fn bodies_the_typed_read_refuses_still_name_their_method() {
+        let cases: [(&[u8], &str, Option<&str>); 4] = [
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b","arguments":{}}}"#,
+                "tools/call",
+                Some("b"),
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"cairn://x","name":7}}"#,
+                "resources/read",
+                None,
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"p","name":"q"}}"#,
+                "prompts/get",
+                Some("q"),
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"name":{}}}"#,
+                "tools/list",
+                None,
+            ),
+        ];
+        for (body, method, tool) in cases {
+            let p = peek(body);
+            assert_eq!((p.method.as_deref(), p.tool()), (Some(method), tool));
+            assert_eq!(p.id, Some(Value::from(1)));
+        }
     }
 
     #[test]
