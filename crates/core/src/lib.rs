@@ -6,6 +6,7 @@ pub mod audit;
 pub mod crypto;
 pub mod ids;
 pub mod kb;
+pub mod mcp;
 pub mod oauth;
 pub mod secret;
 pub mod tenant;

@@ -48,6 +48,10 @@ struct Block {
     start: usize,
     end: usize,
     path: Vec<String>,
+    /// Which section (counted at each heading) the block is in. Two sections can have the
+    /// same heading path (a repeated `## Notes`); chunks must not join them, or the
+    /// headings between them would end up inside a chunk's text.
+    section: usize,
 }
 
 pub fn chunk(source: &str, format: Format, config: ChunkConfig) -> Vec<Chunk> {
@@ -58,9 +62,9 @@ pub fn chunk(source: &str, format: Format, config: ChunkConfig) -> Vec<Chunk> {
     let target = config.target_tokens.max(16) * 4;
     let overlap = (config.overlap_tokens * 4).min(target / 2);
     let mut out: Vec<Chunk> = Vec::new();
-    let mut current: Option<(usize, usize, Vec<String>)> = None;
-    let flush = |out: &mut Vec<Chunk>, cur: &mut Option<(usize, usize, Vec<String>)>| {
-        if let Some((s, e, path)) = cur.take() {
+    let mut current: Option<(usize, usize, Vec<String>, usize)> = None;
+    let flush = |out: &mut Vec<Chunk>, cur: &mut Option<(usize, usize, Vec<String>, usize)>| {
+        if let Some((s, e, path, _)) = cur.take() {
             push(out, source, s, e, path);
         }
     };
@@ -75,17 +79,17 @@ pub fn chunk(source: &str, format: Format, config: ChunkConfig) -> Vec<Chunk> {
         }
         let (s, e) = (block.start, block.end);
         match &mut current {
-            Some((cs, ce, path)) if *path == block.path && e - *cs <= target => *ce = e,
-            Some((cs, ce, path)) if *path == block.path => {
+            Some((cs, ce, _, section)) if *section == block.section && e - *cs <= target => *ce = e,
+            Some((cs, ce, _, section)) if *section == block.section => {
                 // Same section: the next chunk repeats the end of this one, for context.
                 let tail = overlap_start(source, *ce, overlap);
                 let next = if tail > *cs && tail < *ce { tail } else { s };
                 flush(&mut out, &mut current);
-                current = Some((next, e, block.path.clone()));
+                current = Some((next, e, block.path.clone(), block.section));
             }
             _ => {
                 flush(&mut out, &mut current);
-                current = Some((s, e, block.path.clone()));
+                current = Some((s, e, block.path.clone(), block.section));
             }
         }
     }
@@ -117,13 +121,20 @@ fn overlap_start(source: &str, end: usize, budget: usize) -> usize {
     let from = floor_char(source, end.saturating_sub(budget));
     let window = &source[from..end];
     let body = window.trim_end();
-    let at = body
+    // Just past the sentence end or the whitespace. Whitespace can be several bytes long
+    // (U+00A0, U+2002…): stepping one byte would cut it in half (found by fuzzing).
+    let past = body
         .find(['.', '!', '?', '\n'])
         .filter(|&i| i + 1 < body.len())
-        .or_else(|| body.find(char::is_whitespace));
-    match at {
+        .map(|i| i + 1)
+        .or_else(|| {
+            body.char_indices()
+                .find(|(_, c)| c.is_whitespace())
+                .map(|(i, c)| i + c.len_utf8())
+        });
+    match past {
         Some(i) => {
-            let after = from + i + 1;
+            let after = from + i;
             let skip = source[after..end].len() - source[after..end].trim_start().len();
             (after + skip).min(end)
         }
@@ -173,6 +184,7 @@ fn markdown_blocks(source: &str) -> Vec<Block> {
     let mut path: Vec<(usize, String)> = Vec::new();
     let mut block_start: Option<usize> = None;
     let mut fence: Option<&str> = None;
+    let mut section = 0;
     let mut offset = 0;
     let current_path = |p: &Vec<(usize, String)>| p.iter().map(|(_, t)| t.clone()).collect::<Vec<_>>();
     for line in source.split_inclusive('\n') {
@@ -187,6 +199,7 @@ fn markdown_blocks(source: &str) -> Vec<Block> {
                         start: s,
                         end: offset,
                         path: current_path(&path),
+                        section,
                     });
                 }
             }
@@ -198,6 +211,7 @@ fn markdown_blocks(source: &str) -> Vec<Block> {
                     start: s,
                     end: line_start,
                     path: current_path(&path),
+                    section,
                 });
             }
             fence = Some(&trimmed[..3]);
@@ -211,11 +225,13 @@ fn markdown_blocks(source: &str) -> Vec<Block> {
                     start: s,
                     end: line_start,
                     path: current_path(&path),
+                    section,
                 });
             }
             let title = trimmed[level..].trim().trim_end_matches('#').trim().to_owned();
             path.retain(|(l, _)| *l < level);
             path.push((level, title));
+            section += 1;
             continue;
         }
         if trimmed.is_empty() {
@@ -224,6 +240,7 @@ fn markdown_blocks(source: &str) -> Vec<Block> {
                     start: s,
                     end: line_start,
                     path: current_path(&path),
+                    section,
                 });
             }
         } else if block_start.is_none() {
@@ -235,6 +252,7 @@ fn markdown_blocks(source: &str) -> Vec<Block> {
             start: s,
             end: source.len(),
             path: current_path(&path),
+            section,
         });
     }
     blocks
@@ -253,6 +271,7 @@ fn text_blocks(source: &str) -> Vec<Block> {
                     start: s,
                     end: line_start,
                     path: Vec::new(),
+                    section: 0,
                 });
             }
         } else if start.is_none() {
@@ -264,6 +283,7 @@ fn text_blocks(source: &str) -> Vec<Block> {
             start: s,
             end: source.len(),
             path: Vec::new(),
+            section: 0,
         });
     }
     blocks
@@ -310,6 +330,34 @@ mod tests {
         }
         assert_eq!(chunks.last().map(|c| c.end), Some(text.trim_end().len()));
         assert_eq!(chunks[0].start, 0);
+    }
+
+    /// Found by fuzzing (fuzz/corpus/chunker/repeated-heading-path): two `## Install`
+    /// sections with only a heading between them were joined into one chunk, which then
+    /// carried the headings between them in its text and could outgrow target + overlap.
+    #[test]
+    fn sections_with_the_same_heading_path_are_not_joined() {
+        let doc = "# Guide\n\n## Install\n\nFirst part.\n\n### Empty\n\n## Install\n\nSecond part.\n";
+        let chunks = chunk(doc, Format::Markdown, ChunkConfig::default());
+        let texts: Vec<_> = chunks.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(texts, ["First part.", "Second part."]);
+        assert!(chunks.iter().all(|c| c.heading_path == ["Guide", "Install"]));
+    }
+
+    /// Found by fuzzing (fuzz/corpus/chunker/nbsp-overlap): an overlap that started at a
+    /// multi-byte space sliced the source inside it and panicked.
+    #[test]
+    fn overlap_after_a_multi_byte_space() {
+        let text = "Paiement\u{a0}sécurisé\u{a0}par\u{a0}carte\u{2002}bancaire\u{a0}ou\u{a0}virement ".repeat(20);
+        let config = ChunkConfig {
+            target_tokens: 16,
+            overlap_tokens: 4,
+        };
+        let chunks = chunk(&text, Format::Text, config);
+        assert!(chunks.len() > 5);
+        for c in &chunks {
+            assert_eq!(&text[c.start..c.end], c.text);
+        }
     }
 
     #[test]

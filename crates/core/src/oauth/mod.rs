@@ -1,8 +1,9 @@
 //! OAuth 2.1 pieces that need no I/O: PKCE, scope strings, redirect-URI rules, client
-//! metadata validation (RFC 7591 / Client ID Metadata Documents) and signing-key
-//! generation. The server wires them to HTTP and the store.
+//! metadata validation (RFC 7591 / Client ID Metadata Documents), the endpoints' form
+//! bodies and signing-key generation. The server wires them to HTTP and the store.
 
 mod client;
+pub mod form;
 mod signing;
 
 pub use client::{redirect_matches, ApplicationType, ClientMetadata, ClientMetadataError, Source, ValidClient};

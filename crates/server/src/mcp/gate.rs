@@ -16,7 +16,6 @@ use cairn_core::audit::{Actor, AuditEvent, Outcome};
 use cairn_core::tenant::{Tenant, TenantStatus};
 use cairn_core::usage::UsageOutcome;
 use moka::sync::Cache;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::McpCaller;
@@ -53,23 +52,6 @@ pub struct RequestFacts {
     pub started: Instant,
     pub request_bytes: usize,
     pub rate: Option<Decision>,
-}
-
-/// The parts of a JSON-RPC message the gate looks at.
-#[derive(Deserialize, Default)]
-struct Peek {
-    #[serde(default)]
-    method: Option<String>,
-    #[serde(default)]
-    params: Option<PeekParams>,
-    #[serde(default)]
-    id: Option<Value>,
-}
-
-#[derive(Deserialize, Default)]
-struct PeekParams {
-    #[serde(default)]
-    name: Option<String>,
 }
 
 /// The scope a method needs, beyond a valid key.
@@ -256,7 +238,7 @@ async fn admit(gate: &Gate, req: Request) -> Result<(Request, Principal, bool), 
             ));
         }
         // Unparseable bodies go through: rmcp answers them with the proper JSON-RPC error.
-        let peek: Peek = serde_json::from_slice(&bytes).unwrap_or_default();
+        let peek = cairn_core::mcp::peek(&bytes);
         if let Some(method) = peek.method.as_deref() {
             is_initialize = method == "initialize";
             let tool = peek.params.as_ref().and_then(|p| p.name.clone());

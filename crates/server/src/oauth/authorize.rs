@@ -16,6 +16,7 @@ use base64::Engine as _;
 use cairn_core::api_key::Scope;
 use cairn_core::audit::{Actor, Outcome};
 use cairn_core::ids::UserId;
+use cairn_core::oauth::form::{ConsentForm, LoginForm};
 use cairn_core::oauth::{parse_scope, scope_string, valid_challenge, CODE_PREFIX};
 use cairn_core::secret::mint_token;
 use cairn_core::user::{Email, Role};
@@ -162,18 +163,6 @@ pub async fn start(server: AuthServer, headers: HeaderMap, Query(q): Query<HashM
     resp
 }
 
-#[derive(Deserialize)]
-pub struct LoginForm {
-    #[serde(default)]
-    request: String,
-    #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    password: String,
-}
-
 /// `POST /t/{slug}/oauth/login`.
 pub async fn login(server: AuthServer, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
     let (request, client, csrf) = match reopen(&server, &headers, &form.request, &form.csrf_token).await {
@@ -235,16 +224,6 @@ pub async fn login(server: AuthServer, headers: HeaderMap, Form(form): Form<Logi
     let sealed = server.oauth().sealer.seal(&session);
     set_cookie(&mut resp, &server, SESSION_COOKIE, &sealed, SESSION_TTL_SECS);
     resp
-}
-
-#[derive(Deserialize)]
-pub struct ConsentForm {
-    #[serde(default)]
-    request: String,
-    #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
-    decision: String,
 }
 
 /// `POST /t/{slug}/oauth/consent`.

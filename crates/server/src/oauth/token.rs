@@ -6,37 +6,20 @@ use axum::http::header::{AUTHORIZATION, CACHE_CONTROL};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use cairn_core::api_key::Scope;
 use cairn_core::audit::{Actor, Outcome};
 use cairn_core::ids::UserId;
+use cairn_core::oauth::form::{basic_credentials, narrow_scope, TokenForm};
 use cairn_core::oauth::{parse_scope, scope_string, verify_pkce, REFRESH_PREFIX};
 use cairn_core::secret::{mint_token, TokenDigest};
 use cairn_store::oauth_grants::{NewGrant, Redemption, Rotation};
 use secrecy::ExposeSecret;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::error::OAuthError;
 use super::jwt::AccessClaims;
 use super::{AuthServer, Client};
-
-#[derive(Deserialize, Default)]
-pub struct TokenForm {
-    grant_type: Option<String>,
-    code: Option<String>,
-    redirect_uri: Option<String>,
-    code_verifier: Option<String>,
-    refresh_token: Option<String>,
-    scope: Option<String>,
-    resource: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<String>,
-    token: Option<String>,
-    token_type_hint: Option<String>,
-}
 
 fn no_store(body: Value) -> Response {
     let mut resp = Json(body).into_response();
@@ -57,21 +40,9 @@ async fn authenticate(
     let basic = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
-        .map(|b64| {
-            let raw = STANDARD.decode(b64.trim()).ok().and_then(|b| String::from_utf8(b).ok());
-            let (id, secret) = raw
-                .as_deref()
-                .and_then(|r| r.split_once(':'))
-                .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
-            let decode = |s: &str| {
-                url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                    .next()
-                    .map(|(_, v)| v.into_owned())
-            };
-            Ok::<_, OAuthError>((decode(id).unwrap_or_default(), decode(secret).unwrap_or_default()))
-        })
-        .transpose()?;
+        .and_then(basic_credentials)
+        .transpose()
+        .map_err(|_| OAuthError::invalid_client("malformed Basic credentials"))?;
     let (client_id, secret) = match basic {
         Some((id, secret)) => {
             if form.client_id.as_deref().is_some_and(|f| f != id) {
@@ -255,7 +226,8 @@ async fn refresh(server: &AuthServer, client: &Client, form: &TokenForm) -> Resu
     {
         return Err(OAuthError::new("invalid_target", "resource differs from the grant"));
     }
-    let scopes = narrow(&current.scopes, form.scope.as_deref())?;
+    let scopes =
+        narrow_scope(&current.scopes, form.scope.as_deref()).map_err(|e| OAuthError::new("invalid_scope", e))?;
     let grant = match store
         .rotate_refresh_token(tenant, &client.id, &old_digest, &new.digest, current.expires_at)
         .await?
@@ -345,21 +317,6 @@ async fn client_credentials(server: &AuthServer, client: &Client, form: &TokenFo
         .details(json!({ "grant_type": "client_credentials", "grant": grant.to_string(), "scope": scope_string(&requested) }));
     server.audit(event).await;
     Ok(no_store(body))
-}
-
-/// A narrower scope on refresh (RFC 6749 §6); never a wider one.
-fn narrow(granted: &[Scope], requested: Option<&str>) -> Result<Vec<Scope>, OAuthError> {
-    if requested.is_none_or(|s| s.trim().is_empty()) {
-        return Ok(granted.to_vec());
-    }
-    let asked = parse_scope(requested).map_err(|e| OAuthError::new("invalid_scope", e))?;
-    if asked.iter().any(|s| !granted.contains(s)) {
-        return Err(OAuthError::new(
-            "invalid_scope",
-            "a refresh may not widen the granted scope",
-        ));
-    }
-    Ok(asked)
 }
 
 fn secs(n: u64) -> chrono::Duration {
