@@ -121,17 +121,13 @@ pub async fn accept(
                 escape(member.role.as_str())
             ),
         ),
-        Err(Refused::BadCredentials) => {
-            let role = invitations::pending(&ctx, &tenant, &token).await.map(|i| i.role);
-            let role = role.as_ref().map_or("member", |r| r.as_str());
-            form(
-                StatusCode::UNAUTHORIZED,
-                &tenant,
-                role,
-                &typed,
-                Some("Wrong e-mail or password."),
-            )
-        }
+        Err(Refused::BadCredentials(role)) => form(
+            StatusCode::UNAUTHORIZED,
+            &tenant,
+            role.as_str(),
+            &typed,
+            Some("Wrong e-mail or password."),
+        ),
         Err(Refused::Unusable) => unusable(),
         Err(Refused::Unavailable(e)) => {
             tracing::warn!(error = %e, "invitation acceptance: store unavailable");

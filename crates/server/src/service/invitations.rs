@@ -176,8 +176,9 @@ async fn expire(ctx: &Ctx, tenant: &Tenant) -> Result<(), StoreError> {
 pub enum Refused {
     /// Unknown, used, revoked or expired link.
     Unusable,
-    /// The e-mail and password are not those of the invited person's account.
-    BadCredentials,
+    /// The e-mail and password are not those of the invited person's account (the
+    /// invitation, still pending, offers this role).
+    BadCredentials(Role),
     Unavailable(StoreError),
 }
 
@@ -218,7 +219,7 @@ pub async fn accept(ctx: &Ctx, tenant: &Tenant, token: &str, email: &str, passwo
             .target(invitation.id.to_string())
             .details(json!({ "credential": "password", "reason": "bad_credentials", "invitation": invitation.id }));
         ctx.audit(event).await;
-        return Err(Refused::BadCredentials);
+        return Err(Refused::BadCredentials(invitation.role));
     };
     joined(ctx, tenant, &invitation, user).await
 }

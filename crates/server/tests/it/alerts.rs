@@ -19,22 +19,11 @@ use crate::webhooks_out::{python_verifies, receiver};
 #[tokio::test]
 async fn ten_failed_logins_fire_one_alert_by_webhook_and_email_and_the_rest_are_suppressed() {
     let sink = smtp_sink(&[]).await;
-    let port = sink.port;
+    let smtp = sink.config("Cairn <alerts@cairn.test>");
     let app = TestApp::start_with(|c| {
         c.webhooks.allow_private_addresses = true;
         c.webhooks.poll_interval_ms = 100;
-        c.smtp = Some(cairn_server::config::smtp::SmtpConfig {
-            host: "127.0.0.1".into(),
-            port,
-            tls: cairn_server::config::smtp::SmtpTls::None,
-            ca_file: None,
-            username: None,
-            password: None,
-            from: "Cairn <alerts@cairn.test>".into(),
-            timeout_secs: 10,
-            subject_template: None,
-            body_template: None,
-        });
+        c.smtp = Some(smtp);
     })
     .await;
     tenant_with_member(&app, "acme", "alice@example.com", "member").await;

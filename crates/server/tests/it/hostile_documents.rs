@@ -5,12 +5,14 @@
 
 use std::time::{Duration, Instant};
 
-use cairn_core::webhook::standard::{sign, WebhookSecret};
+use cairn_core::webhook::standard::WebhookSecret;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::common::{s, TestApp};
+use crate::kb::upload;
 use crate::mcp_client::{open_session, post};
+use crate::webhook_handlers::deliver;
 
 /// The three shapes reported in issue 14 (each 2 500–50 000 levels deep once parsed).
 fn hostile() -> Vec<(&'static str, String)> {
@@ -24,49 +26,11 @@ fn hostile() -> Vec<(&'static str, String)> {
     ]
 }
 
-async fn upload(app: &TestApp, name: &str, bytes: &[u8]) -> (StatusCode, Value) {
-    let boundary = "cairn-hostile-boundary";
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
-         Content-Type: text/html\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let resp = app
-        .client
-        .post(app.url("/api/v1/tenants/acme/kb/default/documents"))
-        .bearer_auth(&app.token)
-        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-async fn deliver(app: &TestApp, secret: &WebhookSecret, id: &str, body: &Value) -> Value {
-    let body = body.to_string();
-    let ts = chrono::Utc::now().timestamp();
-    let resp = app
-        .client
-        .post(app.url("/hooks/acme/cms"))
-        .header("webhook-id", id)
-        .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", sign(secret, id, ts, body.as_bytes()))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    resp.json().await.unwrap()
-}
-
-async fn still_serving(app: &TestApp, round: usize) {
+/// An ordinary HTML document is still ingested into `slug` (a new source id each time).
+async fn still_serving(app: &TestApp, slug: &str, round: usize) {
     let (status, body) = app
         .post(
-            "/api/v1/tenants/globex/kb/default/documents",
+            &format!("/api/v1/tenants/{slug}/kb/default/documents"),
             json!({"source_id": format!("ok-{round}.html"), "content_type": "text/html",
                    "content": "<h1>Still here</h1><p>Every tenant is still served.</p>"}),
         )
@@ -109,13 +73,13 @@ async fn hostile_html_is_refused_at_every_door_and_every_tenant_keeps_being_serv
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{name}: {body}");
         assert_eq!(body["error"]["code"], "document_too_complex", "{name}: {body}");
-        still_serving(&app, round * 4).await;
+        still_serving(&app, "globex", round * 4).await;
 
         // REST, multipart upload.
-        let (status, body) = upload(&app, &format!("{name}.html"), doc.as_bytes()).await;
+        let (status, body) = upload(&app, &format!("{name}.html"), "text/html", doc.as_bytes()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{name}: {body}");
         assert_eq!(body["error"]["code"], "document_too_complex", "{name}: {body}");
-        still_serving(&app, round * 4 + 1).await;
+        still_serving(&app, "globex", round * 4 + 1).await;
 
         // The MCP tool: a tool error the model can read.
         let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
@@ -132,17 +96,18 @@ async fn hostile_html_is_refused_at_every_door_and_every_tenant_keeps_being_serv
                 .contains("document_too_complex"),
             "{name}: {result}"
         );
-        still_serving(&app, round * 4 + 2).await;
+        still_serving(&app, "globex", round * 4 + 2).await;
 
         // A correctly signed webhook whose handler takes the content type from the payload.
         let event = json!({"type": "page.updated", "data": {"id": name, "type": "text/html", "body": doc}});
-        let got = deliver(&app, &secret, &format!("msg_{name}"), &event).await;
+        let (status, got) = deliver(&app, &secret, &format!("msg_{name}"), &event).await;
+        assert_eq!(status, StatusCode::OK, "{got}");
         assert_eq!(got["handled"]["status"], "failed", "{name}: {got}");
         assert_eq!(
             got["handled"]["result"]["error"], "document_too_complex",
             "{name}: {got}"
         );
-        still_serving(&app, round * 4 + 3).await;
+        still_serving(&app, "globex", round * 4 + 3).await;
     }
 
     // Nothing of them was stored; the refusals are counted; the server is ready.
@@ -292,15 +257,5 @@ async fn a_document_past_the_memory_ceiling_fails_alone() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"]["code"], "extraction_failed", "{body}");
     assert_eq!(extraction(&app).await["crashed"], 1);
-    still_serving_acme(&app).await;
-}
-
-async fn still_serving_acme(app: &TestApp) {
-    let (status, body) = app
-        .post(
-            "/api/v1/tenants/acme/kb/default/documents",
-            json!({"source_id": "after.html", "content_type": "text/html", "content": "<p>After the bomb.</p>"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    still_serving(&app, "acme", 0).await;
 }

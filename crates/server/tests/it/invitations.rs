@@ -387,22 +387,8 @@ async fn invitations_expire_once_and_can_be_withdrawn() {
 #[tokio::test]
 async fn with_a_relay_the_link_is_emailed_to_the_address() {
     let sink = crate::smtp_sink::smtp_sink(&[]).await;
-    let port = sink.port;
-    let w = world_with(|c| {
-        c.smtp = Some(cairn_server::config::smtp::SmtpConfig {
-            host: "127.0.0.1".into(),
-            port,
-            tls: cairn_server::config::smtp::SmtpTls::None,
-            ca_file: None,
-            username: None,
-            password: None,
-            from: "Cairn <invitations@cairn.test>".into(),
-            timeout_secs: 10,
-            subject_template: None,
-            body_template: None,
-        });
-    })
-    .await;
+    let smtp = sink.config("Cairn <invitations@cairn.test>");
+    let w = world_with(|c| c.smtp = Some(smtp)).await;
     let (status, inv) = w
         .admin(
             Method::POST,

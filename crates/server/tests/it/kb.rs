@@ -198,7 +198,7 @@ fn multipart(file_name: &str, content_type: &str, bytes: &[u8]) -> (String, Vec<
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-async fn upload(app: &TestApp, name: &str, ty: &str, bytes: &[u8]) -> (StatusCode, Value) {
+pub(crate) async fn upload(app: &TestApp, name: &str, ty: &str, bytes: &[u8]) -> (StatusCode, Value) {
     let (ct, body) = multipart(name, ty, bytes);
     let resp = app
         .client

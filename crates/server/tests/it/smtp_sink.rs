@@ -49,6 +49,22 @@ pub async fn smtp_sink(extra: &[&OsStr]) -> SmtpSink {
 }
 
 impl SmtpSink {
+    /// `[smtp]` for a Cairn that sends to this sink, in plain text on loopback.
+    pub fn config(&self, from: &str) -> cairn_server::config::smtp::SmtpConfig {
+        cairn_server::config::smtp::SmtpConfig {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            tls: cairn_server::config::smtp::SmtpTls::None,
+            ca_file: None,
+            username: None,
+            password: None,
+            from: from.into(),
+            timeout_secs: 10,
+            subject_template: None,
+            body_template: None,
+        }
+    }
+
     pub fn messages(&self) -> Vec<String> {
         let dir = self.maildir.path().join("mail").join("new");
         let Ok(entries) = std::fs::read_dir(dir) else {

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::common::{s, TestApp};
 use crate::webhooks_out::{python_verifies, receiver};
 
-async fn deliver(app: &TestApp, secret: &WebhookSecret, id: &str, body: &Value) -> (StatusCode, Value) {
+pub(crate) async fn deliver(app: &TestApp, secret: &WebhookSecret, id: &str, body: &Value) -> (StatusCode, Value) {
     let body = body.to_string();
     let ts = chrono::Utc::now().timestamp();
     let resp = app
